@@ -43,6 +43,14 @@ def _require(df: pd.DataFrame, cols: list[str], source: str) -> None:
                         f"Rename the columns (header row) or pass the right file.")
 
 
+def _numeric(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
+    v = pd.to_numeric(df[col], errors="coerce")
+    if v.isna().any():
+        row = int(np.flatnonzero(v.isna().to_numpy())[0])
+        raise DataError(f"{source}: {col} {df[col].iloc[row]!r} at row {row + 1} is not a number.")
+    return v.to_numpy()
+
+
 def infer_kind(name: str, col: pd.Series) -> ColumnKind:
     """Guess a side column's kind from its name and values (override with an explicit schema)."""
     lname = name.lower()
@@ -163,6 +171,10 @@ class Dataset:
         if social is not None:
             social = social.copy()
             _require(social, ["user", "friend"], "social table")
+            for c in ("user", "friend"):
+                if social[c].isna().any():
+                    row = int(np.flatnonzero(social[c].isna().to_numpy())[0])
+                    raise DataError(f"social table: empty {c} id at row {row + 1}; fill or drop the row.")
             user_cols += [social["user"], social["friend"]]
         user_ids = IdMap.from_values(*user_cols)
 
@@ -232,12 +244,12 @@ class Dataset:
         out = pd.DataFrame({
             "user": self.user_ids.index(df["user"], what="user", source=source),
             "item": self.item_ids.index(df["item"], what="item", source=source),
-            "timestamp": (pd.to_numeric(df["timestamp"]).to_numpy(np.int64) if "timestamp" in df.columns
+            "timestamp": (_numeric(df, "timestamp", source).astype(np.int64) if "timestamp" in df.columns
                           else np.zeros(len(df), dtype=np.int64)),
         })
         for c in ("rating", "weight"):
             if c in df.columns:
-                out[c] = pd.to_numeric(df[c]).to_numpy(np.float32)
+                out[c] = _numeric(df, c, source).astype(np.float32)
         return out
 
     def with_users(self, raw_users: list[str] | np.ndarray | pd.Series) -> Dataset:

@@ -1,0 +1,5 @@
+"""``python -m fusionrec`` runs the CLI."""
+
+from fusionrec.cli import main
+
+main()

@@ -1,0 +1,145 @@
+"""``fusionrec cv``, ``fusionrec leaderboard`` and ``fusionrec bench``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fusionrec.cli.common import console, friendly_errors, metrics_table, out, print_json, step
+from fusionrec.errors import ConfigError
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder holding the datasets (or $FUSIONREC_DATA).")]
+DEFAULT_MODELS = "pop,itemknn,puresvd,ease,als,bpr"
+
+
+@friendly_errors
+def cv(
+    dataset: Annotated[str, typer.Option("--dataset", help="Catalog name, 'synthetic', or a dataset directory.")],
+    model: Annotated[str, typer.Option("--model")],
+    data_dir: DataDir = None,
+    folds: Annotated[int | None, typer.Option("--folds", help="k-fold CV by user.")] = None,
+    rolling: Annotated[int | None, typer.Option("--rolling", help="Rolling-origin time-series CV with N windows.")] = None,
+    k: Annotated[list[int] | None, typer.Option("--k")] = None,
+    config: Annotated[Path | None, typer.Option("--config")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the results as JSON.")] = None,
+) -> None:
+    """Cross-validate a model: mean ± std of every metric over the folds."""
+    from fusionrec.data import catalog
+    from fusionrec.jobs import build_model, cross_validate, model_settings
+
+    if folds is not None and rolling is not None:
+        raise ConfigError("give either --folds N or --rolling N, not both")
+    if folds is None and rolling is None:
+        folds = 5
+    ks = tuple(sorted(set(k or [10, 20])))
+    settings = model_settings(model, config, set_ or [])
+    build_model(model, settings)
+    with step(f"loading {dataset}"):
+        data = catalog.load(dataset, data_dir)
+    n = rolling if rolling is not None else folds
+
+    def on_fold(f: int, res: dict[str, float]) -> None:
+        key = f"NDCG@{ks[0]}"
+        extra = f", RMSE {res['RMSE']:.4f}" if "RMSE" in res else ""
+        console.print(f"fold {f + 1}/{n}: {key} {res[key]:.4f}{extra} ({res['train_seconds']:.1f} s)", highlight=False)
+
+    res = cross_validate(data, model, settings, folds=folds, rolling=rolling, ks=ks, seed=seed, on_fold=on_fold)
+    rows = [{"metric": m, "mean": mu, "std": sd} for m, (mu, sd, _) in res.items()]
+    kind = f"{rolling}-window rolling origin" if rolling else f"{folds}-fold"
+    out.print(metrics_table(f"{model} on {dataset}, {kind}", rows, ["metric", "mean", "std"]))
+    summary = {m: {"mean": mu, "std": sd, "folds": v} for m, (mu, sd, v) in res.items()}
+    print_json({m: [round(s["mean"], 6), round(s["std"], 6)] for m, s in summary.items()})
+    if json_out is not None:
+        json_out.write_text(json.dumps({"dataset": dataset, "model": model, "cv": kind, "results": summary}, indent=1))
+
+
+@friendly_errors
+def leaderboard(
+    dataset: Annotated[str, typer.Option("--dataset")] = "synthetic",
+    data_dir: DataDir = None,
+    models: Annotated[str, typer.Option("--models", help="Comma-separated model names.")] = DEFAULT_MODELS,
+    split: Annotated[str, typer.Option("--split")] = "loo",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Train every model on one split and print a leaderboard sorted by NDCG@10."""
+    from fusionrec.data import catalog
+    from fusionrec.jobs import leaderboard as run_leaderboard
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    with step(f"loading {dataset}"):
+        data = catalog.load(dataset, data_dir)
+    console.print(f"{data!r}; split {split}; test users get their valid events as history", highlight=False)
+
+    def on_result(name: str, row: dict[str, float]) -> None:
+        console.print(f"[green]✓[/] {name}: NDCG@10 {row['NDCG@10']:.4f} ({row['train_seconds']:.2f} s)", highlight=False)
+
+    rows = run_leaderboard(data, names, protocol=split, seed=seed, on_result=on_result)
+    rows.sort(key=lambda r: -r["NDCG@10"])
+    cols = ["model", "NDCG@10", "HR@10", "MRR@10", "Recall@20", "Coverage@10", "train_seconds"]
+    out.print(metrics_table(f"leaderboard: {data.name} ({split})", rows, cols))
+
+
+bench_app = typer.Typer(help="Benchmarks that write a results file (see BENCHMARKS.md).", no_args_is_help=True)
+
+
+@bench_app.command("baselines")
+@friendly_errors
+def bench_baselines(
+    dataset: Annotated[str, typer.Option("--dataset")],
+    data_dir: DataDir = None,
+    models: Annotated[str, typer.Option("--models")] = "pop,itemknn,puresvd,ease,als,bpr",
+    out_file: Annotated[Path, typer.Option("--out")] = Path("bench-out/baselines.jsonl"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="model.key=value overrides, e.g. ease.l2=100")] = None,
+) -> None:
+    """Each baseline on the evalkit leave-one-out split: HR@10, NDCG@10, train s, peak memory."""
+    from fusionrec import bench
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    rows = []
+    for name in names:
+        with step(f"{name} on {dataset}"):
+            row = bench.baseline_in_subprocess(dataset, name, data_dir, set_ or [])
+        rows.append(row)
+        bench.append_jsonl(out_file, row)
+    out.print(metrics_table(f"baselines on {dataset} (loo, valid as history)", rows,
+                            ["model", "NDCG@10", "HR@10", "MRR@10", "train_seconds", "peak_rss_mb"]))
+    console.print(f"results appended to {out_file}", highlight=False)
+
+
+@bench_app.command("baseline-one", hidden=True)
+@friendly_errors
+def bench_baseline_one(
+    dataset: Annotated[str, typer.Option("--dataset")],
+    model: Annotated[str, typer.Option("--model")],
+    data_dir: DataDir = None,
+    set_: Annotated[list[str] | None, typer.Option("--set")] = None,
+) -> None:
+    """One baseline in this process (used by 'bench baselines' for a clean peak-memory figure)."""
+    from fusionrec import bench
+
+    print_json(bench.baseline(dataset, model, data_dir, set_ or []))
+
+
+@bench_app.command("ranking")
+@friendly_errors
+def bench_ranking(
+    users: Annotated[int, typer.Option("--users")] = 100_000,
+    items: Annotated[int, typer.Option("--items")] = 100_000,
+    dim: Annotated[int, typer.Option("--dim")] = 64,
+    k: Annotated[int, typer.Option("--k")] = 20,
+    history: Annotated[int, typer.Option("--history", help="Seen items per user (excluded).")] = 20,
+    out_file: Annotated[Path, typer.Option("--out")] = Path("bench-out/ranking.json"),
+) -> None:
+    """Full-ranking evaluation at scale: time, peak memory, share of the machine's matmul peak."""
+    from fusionrec import bench
+
+    res = bench.ranking_scale(users, items, dim, k, history)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(json.dumps(res, indent=1))
+    out.print(metrics_table("full-ranking evaluation", [{"metric": a, "value": b} for a, b in res.items()],
+                            ["metric", "value"]))

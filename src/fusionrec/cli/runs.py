@@ -1,0 +1,155 @@
+"""``fusionrec train``, ``recommend`` and ``evaluate``: the Run life cycle on raw ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from fusionrec.cli.common import console, friendly_errors, metrics_table, out, print_json, progress_bar, read_id_list, step
+from fusionrec.errors import ConfigError
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder holding the datasets (or $FUSIONREC_DATA).")]
+
+
+@friendly_errors
+def train(
+    dataset: Annotated[str, typer.Option("--dataset", help="Catalog name, 'synthetic', or a dataset directory.")],
+    model: Annotated[str, typer.Option("--model", help="pop, itemknn, ease, puresvd, als, bpr, mf.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write.")],
+    data_dir: DataDir = None,
+    train_file: Annotated[Path | None, typer.Option("--train-file", help="Pre-split training interactions.")] = None,
+    valid_file: Annotated[Path | None, typer.Option("--valid-file", help="Validation interactions (early stopping, tuning).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Model settings in TOML.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value model setting (repeatable).")] = None,
+    split: Annotated[str, typer.Option("--split", help="Without --train-file: loo, random-loo, temporal, random, cold-item, none (train on all).")] = "none",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
+    tune: Annotated[bool, typer.Option("--tune/--no-tune", help="With a valid set: grid-search the settings not fixed by --config/--set.")] = True,
+) -> None:
+    """Train a model and save the run (weights, id maps, config, validation metrics)."""
+    from fusionrec.data import catalog
+    from fusionrec.data import splits as S
+    from fusionrec.jobs import build_model, make_split, model_settings, train_run
+
+    settings = model_settings(model, config, set_ or [])
+    rec = build_model(model, settings)  # fail on a bad model/config before loading data
+    with step(f"loading {dataset}"):
+        data = catalog.load(dataset, data_dir)
+    if train_file is not None:
+        parts = S.from_files(data, train_file, valid=valid_file)
+        split_name = "files"
+    else:
+        parts = make_split(data, split, seed)
+        split_name = split
+        if valid_file is not None:
+            vs = S.from_files(data, valid_file)
+            parts.valid = vs.train
+    def on_trial(trial: dict[str, object], score: float) -> None:
+        console.print(f"  tuning {model} {trial}: valid NDCG@10 {score:.4f}", highlight=False)
+
+    with step(f"training {model} on {parts.train.n_interactions:,} interactions"):
+        run = train_run(rec, parts.train, parts.valid, info={
+            "dataset": dataset, "data_dir": str(data_dir) if data_dir else None, "split": split_name,
+            "train_file": str(train_file) if train_file else None,
+            "valid_file": str(valid_file) if valid_file else None, "settings": settings},
+            tune_settings=settings if tune else None, on_trial=on_trial)
+    path = run.save(out_dir)
+    if train_file is None and split != "none":
+        S.write_split(parts, path / "split")
+        console.print(f"split files in {path / 'split'}", highlight=False)
+    console.print(f"[green]✓[/] run saved to {path} ({run.info['train_seconds']:.2f} s)", highlight=False)
+    if run.metrics:
+        rows = [{"metric": k, "value": v} for k, v in run.metrics.items()]
+        out.print(metrics_table("validation", rows, ["metric", "value"]))
+
+
+def _load_events(path: Path | None):  # type: ignore[no-untyped-def]
+    if path is None:
+        return None
+    from fusionrec.data.io import read_interactions_file
+
+    return read_interactions_file(path)
+
+
+@friendly_errors
+def recommend(
+    run_dir: Annotated[Path, typer.Option("--run", help="Run directory from 'fusionrec train'.")],
+    users: Annotated[str, typer.Option("--users", help="File with one user id a line, or 'all'.")],
+    k: Annotated[int, typer.Option("--k", help="List length.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Output TSV: user<TAB>item1,item2,...")],
+    history: Annotated[Path | None, typer.Option("--history", help="Extra events (user,item,timestamp) used at inference.")] = None,
+    candidates: Annotated[Path | None, typer.Option("--candidates", help="One item id a line: rank only these.")] = None,
+) -> None:
+    """Write top-K lists with raw ids, best first, never an item the user already has."""
+    from fusionrec.run import Run, write_recs
+
+    if k <= 0:
+        raise ConfigError(f"--k must be a positive integer, got {k}")
+    run = Run.load(run_dir)
+    events = _load_events(history)
+    cands = read_id_list(candidates, "item") if candidates is not None else None
+    if users == "all":
+        known = run.user_ids.ids[: run.model.train_matrix_.shape[0]]
+        has = np.diff(run.model.train_matrix_.indptr) > 0
+        user_list = [str(u) for u in known[has]]
+        if events is not None:
+            seen = set(user_list)
+            user_list += [u for u in dict.fromkeys(events["user"].astype(str)) if u not in seen]
+    else:
+        user_list = read_id_list(Path(users), "user")
+    with progress_bar("recommending", total=len(user_list)) as advance:
+        recs = run.recommend(user_list, k, history=events, candidates=cands, progress=advance)
+    write_recs(recs, out_file)
+    console.print(f"[green]✓[/] {len(recs):,} lists written to {out_file}", highlight=False)
+
+
+@friendly_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Option("--run", help="Run directory from 'fusionrec train'.")],
+    test_file: Annotated[Path, typer.Option("--test-file", help="Held-out events: user,item,timestamp[,rating].")],
+    k: Annotated[list[int] | None, typer.Option("--k", help="Cut-offs, e.g. --k 10 20.")] = None,
+    history: Annotated[Path | None, typer.Option("--history", help="Extra events the model may use (and must not recommend).")] = None,
+    candidates: Annotated[Path | None, typer.Option("--candidates", help="One item id a line: rank only these.")] = None,
+) -> None:
+    """Full-ranking metrics of a run on a test file: a table, then one JSON object."""
+    from fusionrec.data.schema import Dataset
+    from fusionrec.evaluation import evaluate_ratings, score_recommendations
+    from fusionrec.run import Run
+
+    ks = sorted(set(k or [10, 20]))
+    if ks[0] <= 0:
+        raise ConfigError(f"--k values must be positive integers, got {ks}")
+    run = Run.load(run_dir)
+    test_raw = _load_events(test_file)
+    if test_raw is None or len(test_raw) == 0:
+        raise ConfigError(f"test file {test_file} has no events")
+    extra = run.history_matrix(_load_events(history), source=str(history))
+    cand = run.candidate_mask(read_id_list(candidates, "item") if candidates is not None else None)
+    run.extend_users(test_raw["user"])
+    test = Dataset(interactions=_indexed(run, test_raw, str(test_file)), user_ids=run.user_ids, item_ids=run.item_ids)
+    users = np.unique(test.interactions["user"].to_numpy())
+    with progress_bar("ranking", total=len(users)) as advance:
+        recs, _ = run.model.recommend(users, ks[-1], extra_history=extra, candidates=cand, progress=advance)
+    res = score_recommendations(recs, users, test, ks, seen=run.model.train_matrix_,
+                                popularity=run.model.item_popularity_, n_pop_users=run.model.n_users_)
+    metrics = dict(res.metrics)
+    if "rating" in test.interactions.columns and hasattr(run.model, "predict"):
+        metrics.update(evaluate_ratings(run.model, test))
+    rows = [{"metric": name, "value": v} for name, v in metrics.items()]
+    out.print(metrics_table(f"{run.info.get('model')} on {test_file.name}", rows, ["metric", "value"]))
+    print_json({name: round(v, 6) if isinstance(v, float) else v for name, v in metrics.items()})
+
+
+def _indexed(run, raw, source):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    df = pd.DataFrame({
+        "user": run.user_ids.index(raw["user"], what="user", source=source),
+        "item": run.item_ids.index(raw["item"], what="item", source=source),
+        "timestamp": raw["timestamp"].to_numpy(np.int64) if "timestamp" in raw.columns else 0,
+    })
+    if "rating" in raw.columns:
+        df["rating"] = pd.to_numeric(raw["rating"]).to_numpy(np.float32)
+    return df

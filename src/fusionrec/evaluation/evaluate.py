@@ -1,0 +1,143 @@
+"""Full-ranking evaluation: every test user is ranked against the whole catalogue.
+
+This is the one place metrics are computed; the CLI, the benchmarks and cross-validation call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from fusionrec.data.schema import Dataset
+from fusionrec.errors import ConfigError
+from fusionrec.evaluation import metrics as M
+
+if TYPE_CHECKING:
+    from fusionrec.models.base import Recommender
+
+
+@dataclass
+class EvalResult:
+    """Mean metrics over test users, plus the per-user values they came from."""
+
+    metrics: dict[str, float]
+    per_user: dict[str, np.ndarray] = field(repr=False)
+    users: np.ndarray = field(repr=False)
+    recs: np.ndarray = field(repr=False)
+
+    def __getitem__(self, name: str) -> float:
+        return self.metrics[name]
+
+
+def _pair_keys(m: sp.csr_matrix | None, n_items: int) -> np.ndarray:
+    if m is None or m.nnz == 0:
+        return np.empty(0, dtype=np.int64)
+    coo = m.tocoo()
+    return np.sort(coo.row.astype(np.int64) * n_items + coo.col.astype(np.int64))
+
+
+def score_recommendations(
+    recs: np.ndarray,
+    users: np.ndarray,
+    test: Dataset,
+    ks: Sequence[int],
+    *,
+    seen: sp.csr_matrix | None = None,
+    popularity: np.ndarray | None = None,
+    n_pop_users: int | None = None,
+    candidates: np.ndarray | None = None,
+) -> EvalResult:
+    """Score given top-K lists against ``test``.
+
+    Parameters
+    ----------
+    recs : (n, kmax) item indices, best first, -1 padded; row r belongs to ``users[r]``.
+    users : (n,) dense user indices.
+    test : Dataset whose interactions are the relevant items; every user in it is counted (a user
+        missing from ``users`` scores zero, as in evalkit).
+    ks : cut-offs.
+    seen : (n_users, n_items) CSR of items the user already had (training); a recommended seen
+        item is a miss.
+    popularity : (n_items,) training counts, for novelty and popularity bias.
+    candidates : bool mask (n_items,); non-candidate items are dropped from lists first.
+    """
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] <= 0:
+        raise ConfigError(f"K must be positive integers, got {list(ks)}")
+    kmax = ks[-1]
+    n_items = test.n_items
+    inter = test.interactions
+    test_users = np.unique(inter["user"].to_numpy())
+    truth_keys = np.unique(inter["user"].to_numpy().astype(np.int64) * n_items + inter["item"].to_numpy())
+    n_rel = np.bincount(truth_keys // n_items, minlength=test.n_users)[test_users]
+
+    full = np.full((len(test_users), kmax), -1, dtype=np.int64)
+    pos = {int(u): r for r, u in enumerate(np.asarray(users))}
+    rows = np.array([pos.get(int(u), -1) for u in test_users], dtype=np.int64)
+    have = rows >= 0
+    if have.any():
+        sub = np.asarray(recs)[rows[have]]
+        if candidates is not None:  # drop non-candidates, keep order (stable compaction)
+            keep = (sub >= 0) & np.asarray(candidates, dtype=bool)[np.maximum(sub, 0)]
+            order = np.argsort(~keep, axis=1, kind="stable")
+            sub = np.where(np.take_along_axis(keep, order, 1), np.take_along_axis(sub, order, 1), -1)
+        take = min(kmax, sub.shape[1])
+        full[have, :take] = sub[:, :take]
+
+    hits = M.hit_matrix(full, truth_keys, test_users, n_items)
+    seen_keys = _pair_keys(seen, n_items)
+    if len(seen_keys):
+        keys = test_users[:, None] * n_items + full
+        hits &= ~np.isin(keys, seen_keys)
+    per_user = M.ranking_metrics(hits, n_rel, ks)
+    out = {name: float(v.mean()) if len(v) else 0.0 for name, v in per_user.items()}
+    order = {m: i for i, m in enumerate(M.RANKING_METRICS)}
+    out = dict(sorted(out.items(), key=lambda kv: (int(kv[0].split("@")[1]), order[kv[0].split("@")[0]])))
+    for k in ks:
+        out[f"Coverage@{k}"] = M.coverage(full, n_items, k)
+        if popularity is not None:
+            out[f"Novelty@{k}"] = M.novelty(full, popularity, n_pop_users or test.n_users, k)
+            out[f"PopBias@{k}"] = M.popularity_bias(full, popularity, k)
+    out["users"] = float(len(test_users))
+    return EvalResult(out, per_user, test_users, full)
+
+
+def evaluate(
+    model: Recommender,
+    test: Dataset,
+    ks: Sequence[int] = (10, 20),
+    *,
+    extra_history: sp.csr_matrix | None = None,
+    candidates: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Recommend for every user of ``test`` (full ranking, seen items excluded) and score the lists.
+
+    ``extra_history`` (n_users, n_items) adds events the model may use at inference time (e.g. the
+    validation item in leave-one-out) and excludes them from the lists.
+    """
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] <= 0:
+        raise ConfigError(f"K must be positive integers, got {list(ks)}")
+    users = np.unique(test.interactions["user"].to_numpy())
+    recs, _ = model.recommend(users, ks[-1], extra_history=extra_history, candidates=candidates,
+                              progress=progress)
+    return score_recommendations(recs, users, test, ks, seen=model.train_matrix_,
+                                 popularity=model.item_popularity_, n_pop_users=model.n_users_)
+
+
+def evaluate_ratings(model: Recommender, test: Dataset) -> dict[str, float]:
+    """RMSE and MAE of a rating model's predictions on ``test``'s (user, item, rating) rows."""
+    if "rating" not in test.interactions.columns:
+        raise ConfigError("rating evaluation needs a 'rating' column in the test interactions")
+    predict = getattr(model, "predict", None)
+    if predict is None:
+        raise ConfigError(f"model {model.name!r} does not predict ratings; use an explicit model such as 'mf'")
+    inter = test.interactions
+    pred = predict(inter["user"].to_numpy(), inter["item"].to_numpy())
+    true = inter["rating"].to_numpy()
+    return {"RMSE": M.rmse(pred, true), "MAE": M.mae(pred, true), "ratings": float(len(true))}

@@ -1,0 +1,226 @@
+"""High-level jobs on the one data path: train a run, cross-validate, build a leaderboard.
+
+The CLI is a thin layer over these functions; each is usable from Python as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import tomllib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusionrec.data import splits as S
+from fusionrec.data.schema import Dataset
+from fusionrec.errors import ConfigError
+from fusionrec.evaluation.evaluate import EvalResult, evaluate, evaluate_ratings
+from fusionrec.models import get_model_class
+from fusionrec.models.base import Recommender, config_from_dict
+from fusionrec.run import Run, Stopwatch, peak_rss_mb
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("loo", "random-loo", "temporal", "random", "cold-item", "none")
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: TOML scalar syntax (``3``, ``0.1``, ``true``, ``"x"``), else a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def model_settings(name: str, config_file: str | Path | None = None, sets: Iterable[str] = ()) -> dict[str, Any]:
+    """Merge a TOML config file and ``key=value`` overrides into one settings dict for model ``name``.
+
+    The TOML file may hold the keys at top level, or in a ``[model]`` or ``[<name>]`` table.
+    ``--set`` keys may be prefixed with ``model.`` or ``<name>.``.
+    """
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        p = Path(config_file)
+        if not p.exists():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            doc = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {p} is not valid TOML: {e}") from e
+        for table in ("model", name):
+            if isinstance(doc.get(table), dict):
+                values.update(doc.pop(table))
+        values.update({k: v for k, v in doc.items() if not isinstance(v, dict)})
+    for item in sets:
+        key, eq, val = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key = key.strip()
+        for prefix in ("model.", f"{name}."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        values[key] = parse_value(val.strip())
+    return values
+
+
+def build_model(name: str, settings: dict[str, Any] | None = None) -> Recommender:
+    """A model from the registry with a validated config."""
+    cls = get_model_class(name)
+    return cls(config_from_dict(cls.Config, settings or {}, model=name))
+
+
+def make_split(data: Dataset, protocol: str, seed: int = 0) -> S.Split:
+    """One of :data:`SPLITS` applied to ``data``."""
+    if protocol == "loo":
+        return S.leave_last_out(data) if data.has_timestamps else S.random_leave_one_out(data, seed=seed)
+    if protocol == "random-loo":
+        return S.random_leave_one_out(data, seed=seed)
+    if protocol == "temporal":
+        return S.temporal_split(data)
+    if protocol == "random":
+        return S.random_split(data, seed=seed, test_frac=0.1, valid_frac=0.1)
+    if protocol == "cold-item":
+        return S.cold_item_split(data, seed=seed)
+    if protocol == "none":
+        return S.Split(data, data.with_interactions(data.interactions.iloc[:0]), None, name="none")
+    raise ConfigError(f"unknown split {protocol!r}; known splits: {', '.join(SPLITS)}")
+
+
+def tune(
+    name: str,
+    fixed: dict[str, Any],
+    train: Dataset,
+    valid: Dataset,
+    *,
+    metric: str = "NDCG@10",
+    on_trial: Callable[[dict[str, Any], float], None] | None = None,
+) -> tuple[Recommender, list[dict[str, Any]]]:
+    """Grid search over the model's ``search_space`` (minus the ``fixed`` settings) on ``valid``.
+
+    Returns the best fitted model and every trial (settings, metric, seconds).
+    """
+    from itertools import product
+
+    space = {k: v for k, v in getattr(get_model_class(name), "search_space", {}).items() if k not in fixed}
+    keys = list(space)
+    best: tuple[float, Recommender] | None = None
+    trials = []
+    for values in product(*(space[k] for k in keys)) if keys else [()]:
+        settings = {**fixed, **dict(zip(keys, values, strict=True))}
+        model = build_model(name, settings)
+        with Stopwatch() as t:
+            model.fit(train, valid)
+        score = evaluate(model, valid, (10,)).metrics[metric] if keys else float("nan")
+        trials.append({"settings": dict(zip(keys, values, strict=True)), metric: score, "seconds": round(t.seconds, 3)})
+        if on_trial is not None and keys:
+            on_trial(trials[-1]["settings"], score)
+        if best is None or score > best[0]:
+            best = (score, model)
+    assert best is not None
+    return best[1], trials
+
+
+def train_run(
+    model: Recommender,
+    train: Dataset,
+    valid: Dataset | None = None,
+    *,
+    info: dict[str, Any] | None = None,
+    valid_ks: tuple[int, ...] = (10, 20),
+    tune_settings: dict[str, Any] | None = None,
+    on_trial: Callable[[dict[str, Any], float], None] | None = None,
+) -> Run:
+    """Fit ``model`` on ``train``; score ``valid`` when given; return the Run (not yet saved).
+
+    With ``tune_settings`` (the user's fixed settings) and a ``valid`` set, the settings the user did
+    not fix are chosen by grid search on ``valid`` (:func:`tune`) and the best model is kept.
+    """
+    trials = None
+    with Stopwatch() as t:
+        if tune_settings is not None and valid is not None and valid.n_interactions:
+            model, trials = tune(model.name, tune_settings, train, valid, on_trial=on_trial)
+        else:
+            model.fit(train, valid)
+    meta = {
+        "dataset": train.name,
+        "train_interactions": train.n_interactions,
+        "n_users": train.n_users,
+        "n_items": train.n_items,
+        "train_seconds": round(t.seconds, 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "command": " ".join(sys.argv),
+        **(info or {}),
+    }
+    if trials is not None and len(trials) > 1:
+        meta["tuning"] = trials
+        meta["config"] = dataclasses.asdict(model.config)
+    metrics = None
+    if valid is not None and valid.n_interactions:
+        metrics = evaluate(model, valid, valid_ks).metrics
+        if hasattr(model, "predict") and "rating" in valid.interactions.columns:
+            metrics.update(evaluate_ratings(model, valid))
+    return Run(model, train.user_ids, train.item_ids, meta, metrics)
+
+
+def cross_validate(
+    data: Dataset,
+    model_name: str,
+    settings: dict[str, Any] | None = None,
+    *,
+    folds: int | None = 5,
+    rolling: int | None = None,
+    ks: tuple[int, ...] = (10, 20),
+    seed: int = 0,
+    on_fold: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, tuple[float, float, list[float]]]:
+    """k-fold (by user) or rolling-origin CV; returns metric -> (mean, std, per-fold values)."""
+    if rolling is not None:
+        parts = list(S.rolling_origin(data, n_splits=rolling))
+    else:
+        parts = list(S.kfold(data, folds=folds or 5, seed=seed))
+    rows: list[dict[str, float]] = []
+    for f, sp_ in enumerate(parts):
+        model = build_model(model_name, settings)
+        with Stopwatch() as t:
+            model.fit(sp_.train)
+        res = evaluate(model, sp_.test, ks).metrics
+        if hasattr(model, "predict") and "rating" in sp_.test.interactions.columns:
+            res.update(evaluate_ratings(model, sp_.test))
+        res["train_seconds"] = t.seconds
+        rows.append(res)
+        if on_fold is not None:
+            on_fold(f, res)
+    out = {}
+    for key in rows[0]:
+        vals = [r[key] for r in rows]
+        out[key] = (float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, vals)
+    return out
+
+
+def leaderboard(
+    data: Dataset,
+    models: Iterable[str],
+    *,
+    protocol: str = "loo",
+    ks: tuple[int, ...] = (10, 20),
+    seed: int = 0,
+    on_result: Callable[[str, dict[str, float]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train each model on one split and evaluate it on the test users (valid events as history)."""
+    split = make_split(data, protocol, seed)
+    extra = split.valid.csr() if split.valid is not None and split.valid.n_interactions else None
+    rows = []
+    for name in models:
+        model = build_model(name)
+        with Stopwatch() as t:
+            model.fit(split.train, split.valid)
+        res: EvalResult = evaluate(model, split.test, ks, extra_history=extra)
+        row = {"model": name, **res.metrics, "train_seconds": t.seconds}
+        rows.append(row)
+        if on_result is not None:
+            on_result(name, row)
+    return rows

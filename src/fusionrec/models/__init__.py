@@ -1,0 +1,37 @@
+"""Recommenders behind one protocol, in a registry you can grep.
+
+Each model lives in its own module and is imported when first asked for, so optional
+dependencies stay optional.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from fusionrec.errors import unknown_name
+from fusionrec.models.base import Recommender
+
+#: name -> "module:Class"
+MODELS: dict[str, str] = {
+    "pop": "fusionrec.models.popularity:Popularity",
+    "itemknn": "fusionrec.models.itemknn:ItemKNN",
+    "ease": "fusionrec.models.ease:EASE",
+    "puresvd": "fusionrec.models.puresvd:PureSVD",
+    "als": "fusionrec.models.als:ALS",
+    "bpr": "fusionrec.models.bpr:BPR",
+    "mf": "fusionrec.models.mf:BiasedMF",
+}
+
+#: models that exist but are not trained by name (built from given factors)
+INTERNAL: dict[str, str] = {"factors": "fusionrec.models.factors:FactorModel"}
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    """The class registered as ``name``; unknown names list the known ones."""
+    if name not in MODELS and name not in INTERNAL:
+        raise unknown_name("model", name, list(MODELS))
+    module, cls = (MODELS.get(name) or INTERNAL[name]).split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+__all__ = ["MODELS", "Recommender", "get_model_class"]

@@ -1,0 +1,244 @@
+"""The one model protocol every recommender follows.
+
+A model is a plain class: the constructor takes a typed config, ``fit`` sets learned state
+(attributes ending in ``_``) and returns ``self``, ``score`` maps users (with their current
+history) to item scores, and ``save``/``load`` round-trip through safetensors + JSON (no pickle).
+
+History is an input of ``score``, not frozen state: events that arrive after training (the CLI's
+``--history``) change a user's recommendations without retraining.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+from safetensors.numpy import load_file, save_file
+
+from fusionrec.data.schema import Dataset
+from fusionrec.errors import ConfigError, NotFittedError
+from fusionrec.evaluation.ranking import batch_size_for, tie_noise, topk
+
+log = logging.getLogger(__name__)
+
+#: Score given to items a model knows nothing about (never seen in training, no content).
+UNKNOWN_ITEM_SCORE = -1.0e30
+
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "model.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseConfig:
+    """Fields every model config has."""
+
+    seed: int = 0
+
+
+def config_from_dict(cls: type, values: dict[str, Any], *, model: str = "model") -> Any:
+    """Build a frozen config dataclass from a dict; unknown keys fail with the known ones listed."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{model}: unknown setting(s) {unknown}; known settings: {sorted(fields)}")
+    conv: dict[str, Any] = {}
+    for k, v in values.items():
+        default = fields[k].default
+        if isinstance(default, bool):
+            if not isinstance(v, bool):
+                raise ConfigError(f"{model}.{k} must be true or false, got {v!r}")
+        elif isinstance(default, int):
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ConfigError(f"{model}.{k} must be an integer, got {v!r}")
+        elif isinstance(default, float):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError(f"{model}.{k} must be a number, got {v!r}")
+            v = float(v)
+        elif isinstance(default, str) and not isinstance(v, str):
+            raise ConfigError(f"{model}.{k} must be a string, got {v!r}")
+        conv[k] = v
+    try:
+        return cls(**conv)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{model}: {e}") from e
+
+
+def take_rows(m: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
+    """Rows ``users`` of ``m``; indices past its last row give empty rows (new users)."""
+    inside = users < m.shape[0]
+    if inside.all():
+        return m[users]
+    r = m[np.where(inside, users, 0)] if m.shape[0] else sp.csr_matrix((len(users), m.shape[1]), dtype=m.dtype)
+    return sp.csr_matrix(sp.diags(inside.astype(m.dtype)) @ r)
+
+
+class Recommender:
+    """Base class: subclasses set ``name`` and ``Config`` and implement ``_fit`` and ``_score``.
+
+    Subclasses that learn per-user state (factor models) receive the current history in
+    ``_score`` and decide whether to fold it in; history-based models (EASE, ItemKNN) just use it.
+    """
+
+    name: ClassVar[str] = "base"
+    Config: ClassVar[type] = BaseConfig
+    #: True for models that score items from content (they can rank items unseen in training).
+    uses_content: ClassVar[bool] = False
+    #: settings grid searched on a validation set when tuning is asked for (see fusionrec.jobs.tune)
+    search_space: ClassVar[dict[str, list[Any]]] = {}
+
+    def __init__(self, config: Any | None = None) -> None:
+        cfg = self.Config() if config is None else config
+        if not isinstance(cfg, self.Config):
+            raise ConfigError(f"{type(self).__name__} takes a {self.Config.__name__}, got {type(cfg).__name__}")
+        self.config = cfg
+
+    # ------------------------------------------------------------------ training
+    def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
+        """Learn from ``train``; ``valid`` (held-out interactions) is for early stopping / tuning."""
+        if train.n_interactions == 0:
+            raise ConfigError("cannot fit on an empty training set")
+        self.n_users_ = train.n_users
+        self.n_items_ = train.n_items
+        self.train_matrix_ = train.csr("binary")
+        self.item_popularity_ = np.asarray(self.train_matrix_.sum(axis=0)).ravel().astype(np.float32)
+        self._fit(train, valid)
+        return self
+
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ scoring
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "train_matrix_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call .fit(train) first")
+
+    def history_for(self, users: np.ndarray, extra: sp.csr_matrix | None = None) -> sp.csr_matrix:
+        """Binary history rows (len(users), n_items): training items plus ``extra`` events.
+
+        ``extra`` is a (n_any, n_items) CSR indexed by dense user index; users beyond the training
+        range (new users) have only their ``extra`` rows.
+        """
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        rows = take_rows(self.train_matrix_, users)
+        if extra is not None and extra.shape[0]:
+            rows = rows + take_rows(extra, users)
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        rows.data[:] = 1.0
+        return rows
+
+    def score(self, users: np.ndarray, history: sp.csr_matrix | None = None) -> np.ndarray:
+        """Scores of every item for each user.
+
+        Parameters
+        ----------
+        users : (b,) dense user indices (indices >= the training range are new users).
+        history : (b, n_items) binary CSR of each user's current history; defaults to training.
+
+        Returns
+        -------
+        (b, n_items) float32; items never seen in training get :data:`UNKNOWN_ITEM_SCORE` unless
+        the model uses content.
+        """
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        if history is None:
+            history = self.history_for(users)
+        s = np.array(self._score(users, history), dtype=np.float32)
+        empty = np.diff(history.indptr) == 0
+        if empty.any() and not self.uses_content:  # no history: fall back to popularity
+            s[empty] = self.item_popularity_
+        if not self.uses_content:
+            s[:, self.item_popularity_ == 0] = UNKNOWN_ITEM_SCORE
+        return s
+
+    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        raise NotImplementedError
+
+    def recommend(
+        self,
+        users: np.ndarray | list[int],
+        k: int = 10,
+        *,
+        extra_history: sp.csr_matrix | None = None,
+        exclude_seen: bool = True,
+        candidates: np.ndarray | None = None,
+        batch_size: int | None = None,
+        progress: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item indices per user, best first, batched over users.
+
+        Returns ``(items, scores)``, each (len(users), k); ``items`` is -1 where fewer than ``k``
+        items are eligible. Seen items (training + ``extra_history``) are excluded unless
+        ``exclude_seen`` is False. ``candidates`` is a bool mask (n_items,) restricting the ranking.
+        """
+        if k <= 0:
+            raise ConfigError(f"k must be a positive integer, got {k}")
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        noise = tie_noise(self.n_items_, getattr(self.config, "seed", 0))
+        bs = batch_size or batch_size_for(self.n_items_)
+        out_items = np.empty((len(users), k), dtype=np.int64)
+        out_scores = np.empty((len(users), k), dtype=np.float64)
+        for start in range(0, len(users), bs):
+            b = users[start:start + bs]
+            hist = self.history_for(b, extra_history)
+            s = self.score(b, hist)
+            items, vals = topk(s, k, exclude=hist if exclude_seen else None, candidates=candidates, noise=noise)
+            out_items[start:start + len(b)] = items
+            out_scores[start:start + len(b)] = vals
+            if progress is not None:
+                progress(len(b))
+        return out_items, out_scores
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> dict[str, np.ndarray]:
+        """Learned arrays to save (besides the training matrix and popularity)."""
+        return {}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore learned arrays saved by :meth:`_state`."""
+
+    def save(self, path: str | Path) -> None:
+        """Write ``model.safetensors`` and ``model.json`` into directory ``path``."""
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        m = self.train_matrix_.tocsr()
+        tensors = {
+            "train.indptr": m.indptr.astype(np.int64),
+            "train.indices": m.indices.astype(np.int64),
+            "item_popularity": self.item_popularity_,
+        }
+        for key, arr in self._state().items():
+            tensors[f"state.{key}"] = np.ascontiguousarray(arr)
+        save_file(tensors, str(path / WEIGHTS_FILE))
+        meta = {"model": self.name, "config": dataclasses.asdict(self.config),
+                "n_users": int(self.n_users_), "n_items": int(self.n_items_)}
+        (path / META_FILE).write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a model written by :meth:`save` (the right subclass is chosen from ``model.json``)."""
+        from fusionrec.models import get_model_class
+
+        path = Path(path)
+        meta = json.loads((path / META_FILE).read_text())
+        klass = get_model_class(meta["model"]) if cls is Recommender else cls
+        cfg = config_from_dict(klass.Config, meta["config"], model=meta["model"])
+        model = klass(cfg)
+        t = load_file(str(path / WEIGHTS_FILE))
+        model.n_users_, model.n_items_ = int(meta["n_users"]), int(meta["n_items"])
+        indptr, indices = t["train.indptr"], t["train.indices"]
+        model.train_matrix_ = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
+                                            shape=(len(indptr) - 1, model.n_items_))
+        model.item_popularity_ = t["item_popularity"]
+        model._load_state({k[len("state."):]: v for k, v in t.items() if k.startswith("state.")})
+        return model
