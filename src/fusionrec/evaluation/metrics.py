@@ -75,7 +75,8 @@ def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, ks: list[int]) -> 
         out[f"Recall@{k}"] = nh / n_rel
         out[f"Precision@{k}"] = nh / k
         out[f"NDCG@{k}"] = dcg / idcg
-        out[f"MRR@{k}"] = np.where((first >= 0) & (first < k), 1.0 / (first + 1.0), 0.0)
+        inside = (first >= 0) & (first < k)
+        out[f"MRR@{k}"] = np.divide(1.0, first + 1.0, out=np.zeros(len(first)), where=inside)
         out[f"MAP@{k}"] = (prec_at[:, :k] * h[:, :k]).sum(axis=1) / np.minimum(n_rel, k)
     return out
 

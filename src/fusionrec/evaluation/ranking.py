@@ -10,13 +10,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-# float32 scores are separated by at least 2**-24 relative; a 2**-30 relative nudge never reorders
-# two distinct float32 scores, it only orders exact ties.
-_REL_NUDGE = 2.0**-30
-_ABS_NUDGE = 2.0**-60
-
-#: Memory for one batch of float64 ranking keys (bytes). Keeps a 100k-item catalogue bounded.
-BATCH_BYTES = 256 * 2**20
+#: Bytes of one (batch, n_items) float32 score block. Small enough that the allocator reuses it
+#: (no fresh pages per batch) and large enough for efficient matrix products.
+BATCH_BYTES = 24 * 2**20
 
 
 def tie_noise(n_items: int, seed: int) -> np.ndarray:
@@ -25,8 +21,8 @@ def tie_noise(n_items: int, seed: int) -> np.ndarray:
 
 
 def batch_size_for(n_items: int, max_batch: int = 2048) -> int:
-    """Users per batch so that a float64 (batch, n_items) block stays within :data:`BATCH_BYTES`."""
-    return int(max(1, min(max_batch, BATCH_BYTES // (8 * max(1, n_items)))))
+    """Users per batch so that a float32 (batch, n_items) block stays within :data:`BATCH_BYTES`."""
+    return int(max(1, min(max_batch, BATCH_BYTES // (4 * max(1, n_items)))))
 
 
 def topk(
@@ -37,37 +33,62 @@ def topk(
     candidates: np.ndarray | None = None,
     noise: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``k`` items per row.
+    """Best ``k`` items per row, ordered by (score, tie-break priority), both descending.
+
+    ``scores`` is overwritten (excluded items become ``-inf``) to avoid copying large blocks.
 
     Parameters
     ----------
-    scores : (b, n_items) float array; higher is better.
+    scores : (b, n_items) float32 array; higher is better.
     k : list length.
     exclude : (b, n_items) CSR; its non-zeros are never returned (training / history items).
     candidates : bool mask (n_items,); only these items may be returned.
-    noise : (n_items,) tie-break priorities from :func:`tie_noise`.
+    noise : (n_items,) tie-break priorities from :func:`tie_noise` (higher wins a tie).
 
     Returns
     -------
     items : (b, k) int64, best first; ``-1`` pads rows with fewer than ``k`` eligible items.
-    values : (b, k) float64 ranking keys (``-inf`` where padded).
+    values : (b, k) float32 scores (``-inf`` where padded).
     """
-    s = torch.as_tensor(scores).to(torch.float64)  # (b, n)
-    if noise is not None:
-        nz = torch.as_tensor(noise, dtype=torch.float64)
-        s = s + (s.abs() * _REL_NUDGE + _ABS_NUDGE) * nz
+    s = torch.as_tensor(scores)
+    if s.dtype != torch.float32:
+        s = s.to(torch.float32)
+    b, n = s.shape
     if candidates is not None and not bool(np.all(candidates)):
-        s[:, torch.as_tensor(~np.asarray(candidates, dtype=bool))] = -torch.inf
+        s[:, torch.as_tensor(np.flatnonzero(~np.asarray(candidates, dtype=bool)))] = -torch.inf
     if exclude is not None and exclude.nnz:
         coo = exclude.tocoo()
         s[torch.as_tensor(coo.row, dtype=torch.long), torch.as_tensor(coo.col, dtype=torch.long)] = -torch.inf
-    kk = min(k, s.shape[1])
+    kk = min(k + 1, n)  # one extra to see ties across the cut
     vals, idx = torch.topk(s, kk, dim=1, largest=True, sorted=True)
     items = idx.numpy().astype(np.int64)
-    values = vals.numpy()
+    values = vals.numpy().copy()
+    if noise is not None and kk > 1:
+        tied = (values[:, 1:] == values[:, :-1]) & np.isfinite(values[:, 1:])
+        for r in np.flatnonzero(tied.any(axis=1)):
+            items[r, :k], values[r, :k] = _break_ties(s[r], values[r], items[r], k, noise)
+    items, values = items[:, :k], values[:, :k]
     items[~np.isfinite(values)] = -1
-    if kk < k:
-        pad = k - kk
+    if items.shape[1] < k:
+        pad = k - items.shape[1]
         items = np.pad(items, ((0, 0), (0, pad)), constant_values=-1)
         values = np.pad(values, ((0, 0), (0, pad)), constant_values=-np.inf)
     return items, values
+
+
+def _break_ties(row: torch.Tensor, vals: np.ndarray, idx: np.ndarray, k: int,
+                noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (score, priority) order of one row whose top-(k+1) holds ties."""
+    kth = vals[min(k, len(vals)) - 1]
+    if len(vals) > k and vals[k] == kth and np.isfinite(kth):
+        # the cut falls inside a run of equal scores: every item with that score competes
+        eq = torch.nonzero(row == float(kth)).squeeze(1).numpy()
+        cand = np.concatenate([idx[vals > kth], eq])
+    else:
+        cand = idx[:k]
+    cv = row[torch.as_tensor(cand)].numpy()
+    order = np.lexsort((-noise[cand], -cv.astype(np.float64)))[:k]
+    out_i = np.full(k, -1, dtype=np.int64)
+    out_v = np.full(k, -np.inf, dtype=np.float32)
+    out_i[: len(order)], out_v[: len(order)] = cand[order], cv[order]
+    return out_i, out_v

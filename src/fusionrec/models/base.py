@@ -151,7 +151,7 @@ class Recommender:
         users = np.asarray(users, dtype=np.int64)
         if history is None:
             history = self.history_for(users)
-        s = np.array(self._score(users, history), dtype=np.float32)
+        s = np.asarray(self._score(users, history), dtype=np.float32)
         empty = np.diff(history.indptr) == 0
         if empty.any() and not self.uses_content:  # no history: fall back to popularity
             s[empty] = self.item_popularity_
@@ -186,7 +186,7 @@ class Recommender:
         noise = tie_noise(self.n_items_, getattr(self.config, "seed", 0))
         bs = batch_size or batch_size_for(self.n_items_)
         out_items = np.empty((len(users), k), dtype=np.int64)
-        out_scores = np.empty((len(users), k), dtype=np.float64)
+        out_scores = np.empty((len(users), k), dtype=np.float32)
         for start in range(0, len(users), bs):
             b = users[start:start + bs]
             hist = self.history_for(b, extra_history)

@@ -100,9 +100,9 @@ class BiasedMF(Recommender):
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config
         df = train.interactions
-        users = torch.from_numpy(df["user"].to_numpy(np.int64))
-        items = torch.from_numpy(df["item"].to_numpy(np.int64))
-        ratings = torch.from_numpy(df["rating"].to_numpy(np.float32))
+        users = torch.tensor(df["user"].to_numpy(np.int64))  # (n,) copies: pandas arrays may be read-only
+        items = torch.tensor(df["item"].to_numpy(np.int64))
+        ratings = torch.tensor(df["rating"].to_numpy(np.float32))
         mean = float(ratings.double().mean())
         self.rating_range_ = np.array([ratings.min().item(), ratings.max().item()], dtype=np.float32)
         gen = torch.Generator().manual_seed(c.seed)
@@ -123,7 +123,7 @@ class BiasedMF(Recommender):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(sq.sum())
+                total += float(sq.detach().sum())
             self.epochs_trained_ = epoch + 1
             train_rmse = math.sqrt(total / len(ratings))
             if not use_valid:

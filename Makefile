@@ -1,0 +1,35 @@
+# Quick start:  make demo  (set up, train + evaluate the baselines on the built-in data, print the leaderboard)
+#               make test  (set up, run the tests)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# torch 2.13.0's CPU wheel lies on the development machines; elsewhere pip fetches the build for yours.
+TORCH  ?= torch==2.13.0
+EXTRAS ?= dev
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/fusionrec leaderboard --dataset synthetic
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src tests
+
+bench: setup
+	$(VENV)/bin/fusionrec bench baselines --dataset ml-100k --out bench-out/baselines.jsonl
+	$(VENV)/bin/fusionrec bench baselines --dataset ml-latest-small --out bench-out/baselines.jsonl
+	$(VENV)/bin/fusionrec bench ranking --out bench-out/ranking.json
+
+clean:
+	rm -rf $(VENV) bench-out .pytest_cache
