@@ -213,12 +213,16 @@ def leaderboard(
     """Train each model on one split and evaluate it on the test users (valid events as history)."""
     split = make_split(data, protocol, seed)
     extra = split.valid.csr() if split.valid is not None and split.valid.n_interactions else None
+    candidates = None
+    if split.cold_items is not None:  # cold-item protocol: rank among the held-out items only
+        candidates = np.zeros(data.n_items, dtype=bool)
+        candidates[split.cold_items] = True
     rows = []
     for name in models:
         model = build_model(name)
         with Stopwatch() as t:
             model.fit(split.train, split.valid)
-        res: EvalResult = evaluate(model, split.test, ks, extra_history=extra)
+        res: EvalResult = evaluate(model, split.test, ks, extra_history=extra, candidates=candidates)
         row = {"model": name, **res.metrics, "train_seconds": t.seconds}
         rows.append(row)
         if on_result is not None:

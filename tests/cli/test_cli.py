@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from fusionrec.cli import app
 from fusionrec.cli.common import normalise_argv
-from fusionrec.data import Dataset, splits as S
+from fusionrec.data import Dataset
+from fusionrec.data import splits as S
 from fusionrec.data.io import write_directory
 from tests.conftest import tiny_interactions
 
@@ -53,7 +54,7 @@ def test_train_recommend_evaluate(workdir: Path, model: str, evalkit) -> None:
     recs = _recs(w / "recs.tsv")
     train = pd.read_csv(w / "split/train.tsv", sep="\t", dtype=str)
     valid = pd.read_csv(w / "split/valid.tsv", sep="\t", dtype=str)
-    seen = set(zip(train.user, train.item)) | set(zip(valid.user, valid.item))
+    seen = set(zip(train.user, train.item, strict=False)) | set(zip(valid.user, valid.item, strict=False))
     assert len(recs) == 40 and all(len(v) == 10 for v in recs.values())
     assert not any((u, i) in seen for u, lst in recs.items() for i in lst)
     r = cli("evaluate", "--run", w / "run", "--test-file", w / "split/test.tsv", "--history", w / "split/valid.tsv",

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from fusionrec.data import Dataset, IdMap
+from fusionrec.errors import UnknownNameError
 from fusionrec.evaluation import score_recommendations
 from fusionrec.evaluation.metrics import hit_matrix, parse_metric, ranking_metrics
-from fusionrec.errors import UnknownNameError
 
 
 def test_hand_computed_single_target() -> None:

@@ -87,7 +87,8 @@ def download(
     force: Annotated[bool, typer.Option("--force")] = False,
 ) -> None:
     """Fetch a public dataset archive into the data directory (needs internet or a --mirror)."""
-    from fusionrec.data import catalog, download as dl
+    from fusionrec.data import catalog
+    from fusionrec.data import download as dl
     from fusionrec.errors import DataError
 
     root = catalog.resolve_data_dir(data_dir)

@@ -8,7 +8,16 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from fusionrec.cli.common import console, friendly_errors, metrics_table, out, print_json, progress_bar, read_id_list, step
+from fusionrec.cli.common import (
+    console,
+    friendly_errors,
+    metrics_table,
+    out,
+    print_json,
+    progress_bar,
+    read_id_list,
+    step,
+)
 from fusionrec.errors import ConfigError
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder holding the datasets (or $FUSIONREC_DATA).")]

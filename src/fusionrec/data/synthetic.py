@@ -118,8 +118,11 @@ _TEXT_SCALE = math.sqrt(1.6)  # std of the levels -2..2 with those probabilities
 _RATING_SHARES = np.array([0.06, 0.17, 0.44, 0.78])  # cumulative shares of ratings 1..4 (MovieLens-like)
 _SQRT12 = math.sqrt(12.0)
 _BUDGET = 1 << 23  # elements of the largest (users x items) block held at once
-_POOL_EXTRA = 64  # candidates beyond the most events a user in the batch has
-_NUMPY_TOPK_MAX = 16384  # longer rows use torch.topk
+_BLOCK = 16  # items per block of the choice sampler
+_DENSE = 0.5  # blocks expecting more than _BLOCK * _DENSE Poisson points are revealed in full
+_STAGES = 4  # threshold levels tried: x, x - log 8, x - 2 log 8 (times the noise scale), -inf
+_SAMPLE = 2048  # items that estimate the softmax mass outside the top blocks
+_MAX_BATCH = 4096  # users per batch
 _STREAMS = {"items": 1, "users": 2, "social": 3, "time": 4, "events": 5, "media": 6}
 
 
@@ -435,47 +438,138 @@ def _gumbel(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return -np.log(np.maximum(rng.standard_exponential(shape), 1e-300))
 
 
-def _landings(rng: np.random.Generator, p: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and positions of independent Bernoulli(p[row]) successes over positions ``0..n-1``.
+def _values(Ulo: np.ndarray, Uhi: np.ndarray, row: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Utilities at the first and last time, and their max ``V``, of (row, item) pairs (float64)."""
+    lo = Ulo[row, item].astype(np.float64)
+    hi = lo if Uhi is Ulo else Uhi[row, item].astype(np.float64)
+    return lo, hi, np.maximum(lo, hi)
 
-    Geometric skipping: the cost is the number of successes, not ``len(p) * n``.
+
+class _Revealed:
+    """The noise revealed so far, as ``E = exp(-G)`` per (row, item), plus fully revealed blocks."""
+
+    def __init__(self, n_rows: int, n_blocks: int, n_pad: int) -> None:
+        self.row, self.item, self.e = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
+        self.full = np.zeros((n_rows, n_blocks), dtype=bool)
+        self.n_pad = n_pad
+
+    def add(self, row: np.ndarray, item: np.ndarray, e: np.ndarray) -> None:
+        self.row.append(row)
+        self.item.append(item)
+        self.e.append(e)
+
+    def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        row, item, e = (np.concatenate(x) for x in (self.row, self.item, self.e))
+        self.row, self.item, self.e = [row], [item], [e]
+        return row, item, e
+
+    def unknown(self, row: np.ndarray, item: np.ndarray) -> np.ndarray:
+        """Which of these (row, item) pairs have no revealed noise yet."""
+        r, i, _ = self.flat()
+        if len(r) == 0 or len(row) == 0:
+            return np.ones(len(row), dtype=bool)
+        known = np.sort(r * self.n_pad + i)
+        query = row * self.n_pad + item
+        return known[np.minimum(np.searchsorted(known, query), len(known) - 1)] != query
+
+
+def _reveal(rng: np.random.Generator, Ulo: np.ndarray, Uhi: np.ndarray, bmax: np.ndarray, rev: _Revealed,
+            rows: np.ndarray, x_lo: np.ndarray, x_hi: np.ndarray, noise: float) -> None:
+    """Reveal the noise of every item of ``rows`` whose key ``V + noise * G`` is in ``[x_lo, x_hi)``.
+
+    Items at or above ``x_hi`` were revealed before. With ``E = exp(-G) ~ Exp(1)``, the key
+    reaches ``x`` iff ``E <= z(x) = exp((V - x) / noise)``: ``E`` is the first point of a unit
+    Poisson process. Blocks whose bound ``z_j`` (from their largest ``V``) is large are revealed
+    in full; elsewhere the process on ``[0, z_j]`` is sampled for the whole block at once
+    (Poisson superposition) and only points in ``(z(x_hi), z(x_lo)]`` of its items are kept.
     """
-    rows_out, cols_out = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    active = np.flatnonzero(p > 1e-12)
-    cur = np.full(len(p), -1, dtype=np.int64)
-    while len(active):
-        pa = p[active]
-        expect = float(((n - 1 - cur[active]) * pa).max())
-        width = int(expect + 4.0 * math.sqrt(expect) + 16)
-        pos = cur[active][:, None] + np.cumsum(rng.geometric(pa[:, None], size=(len(active), width)), axis=1)
-        r, c = np.nonzero(pos < n)
-        rows_out.append(active[r])
-        cols_out.append(pos[r, c])
-        cur[active] = pos[:, -1]
-        active = active[pos[:, -1] < n]
-    return np.concatenate(rows_out), np.concatenate(cols_out)
+    b, nb = _BLOCK, bmax.shape[1]
+    z_blk = np.exp(np.minimum((bmax[rows] - x_lo[:, None]) / noise, 700.0))
+    z_blk[rev.full[rows]] = 0.0
+    # dense blocks: draw E for every unrevealed item, given E > z(x_hi) (memoryless)
+    dr, dj = np.nonzero(z_blk >= _DENSE)
+    z_blk[dr, dj] = 0.0
+    if len(dr):
+        row = np.repeat(rows[dr], b)
+        item = (np.arange(b)[None, :] * nb + dj[:, None]).ravel()
+        new = rev.unknown(row, item)
+        row, item = row[new], item[new]
+        _, _, v = _values(Ulo, Uhi, row, item)
+        z_hi = np.exp(np.minimum((v - x_hi[np.searchsorted(rows, row)]) / noise, 700.0))
+        rev.add(row, item, z_hi + rng.standard_exponential(len(row)))
+        rev.full[rows[dr], dj] = True
+    # sparse blocks: Poisson(b * z_j) points per block, each on a uniform item at a uniform time
+    lam = b * z_blk.sum(axis=1)
+    n_pts = rng.poisson(lam)
+    if n_pts.sum() == 0:
+        return
+    csum = np.cumsum(z_blk.ravel())
+    start = np.concatenate([[0.0], csum])[np.arange(len(rows)) * nb]
+    r_loc = np.repeat(np.arange(len(rows)), n_pts)
+    query = np.sort(start[r_loc] + rng.random(len(r_loc)) * (lam[r_loc] / b))  # sorted: cache-friendly
+    flat = np.searchsorted(csum, query, side="right")
+    flat = np.minimum(flat, len(csum) - 1)
+    r_loc, blk = flat // nb, flat % nb  # the row is implied by the flat position
+    t = rng.random(len(r_loc)) * z_blk[r_loc, blk]
+    row, item = rows[r_loc], rng.integers(0, b, size=len(r_loc)) * nb + blk
+    _, _, v = _values(Ulo, Uhi, row, item)
+    z_lo = np.exp(np.minimum((v - x_lo[r_loc]) / noise, 700.0))
+    z_hi = np.exp(np.minimum((v - x_hi[r_loc]) / noise, 700.0))
+    keep = (t <= z_lo) & (t > z_hi)
+    row, item, t = row[keep], item[keep], t[keep]
+    keep = rev.unknown(row, item)
+    row, item, t = row[keep], item[keep], t[keep]
+    order = np.lexsort((t, item, row))  # an item's E is its first point
+    row, item, t = row[order], item[order], t[order]
+    first = np.ones(len(row), dtype=bool)
+    first[1:] = (row[1:] != row[:-1]) | (item[1:] != item[:-1])
+    rev.add(row[first], item[first], t[first])
 
 
-def _choose(rng: np.random.Generator, U: np.ndarray, Q: np.ndarray, drift: np.ndarray, t_mid: np.ndarray,
-            seg_t: np.ndarray, seg_k: np.ndarray, noise: float, extra: int = _POOL_EXTRA) -> list[np.ndarray]:
+def _first_threshold(Ulo: np.ndarray, Uhi: np.ndarray, bmax: np.ndarray, n_items: int, k_tot: np.ndarray,
+                     noise: float) -> np.ndarray:
+    """A key level that about ``2 k + 4 sqrt(k) + 16`` items are expected to reach, per row.
+
+    Expected count above ``x`` is about ``exp(-x / noise) * sum_i exp(V_i / noise)``; the sum is
+    exact over the top blocks and estimated from a sample of the others.
+    """
+    B, nb = bmax.shape
+    b, rows = _BLOCK, np.arange(B)[:, None]
+    n_top = min(nb, 8)
+    top = np.argpartition(-bmax, n_top - 1, axis=1)[:, :n_top] if n_top < nb else np.tile(np.arange(nb), (B, 1))
+    item = (np.arange(b)[None, None, :] * nb + top[:, :, None]).reshape(B, -1)
+    _, _, v_top = _values(Ulo, Uhi, np.broadcast_to(rows, item.shape), item)
+    c = bmax.max(axis=1)
+    mass = np.exp((v_top - c[:, None]) / noise).sum(axis=1)
+    in_top = np.zeros((B, nb), dtype=bool)
+    in_top[rows, top] = True
+    n_rest = n_items - (item < n_items).sum(axis=1)
+    n_s = min(n_items, _SAMPLE)
+    out = ~in_top[:, np.arange(n_s) % nb]
+    if out.any():
+        vs = Ulo[:, :n_s] if Uhi is Ulo else np.maximum(Ulo[:, :n_s], Uhi[:, :n_s])
+        es = np.where(out, np.exp((vs.astype(np.float64) - c[:, None]) / noise), 0.0).sum(axis=1)
+        mass += es * n_rest / np.maximum(out.sum(axis=1), 1)
+    target = 2.0 * k_tot + 4.0 * np.sqrt(k_tot) + 16.0
+    return c + noise * (np.log(mass) - np.log(target))
+
+
+def _choose(rng: np.random.Generator, Ulo: np.ndarray, Uhi: np.ndarray, n_items: int, frac: np.ndarray,
+            seg_k: np.ndarray, noise: float) -> list[np.ndarray]:
     """Exact segment-wise Gumbel-top-k choices for a batch of users.
 
     Parameters
     ----------
-    U
-        Utilities at each user's time ``t_mid``, popularity included. Shape (B, N).
-    Q
-        Item vectors; the utility changes by ``(t - t_mid) * drift[b] @ Q[i]``. Shape (N, D).
-    drift
-        Preference change per unit of time, weighted. Shape (B, D).
-    t_mid
-        Time of ``U``. Shape (B,).
-    seg_t, seg_k
-        Time and number of choices of each segment. Shape (B, S).
+    Ulo, Uhi
+        Utilities (popularity included) at each user's first and last segment time; the
+        utility in between is linear in time. Columns past ``n_items`` are padding (-1e30).
+        Shape (B, N_pad), N_pad a multiple of the block size.
+    frac
+        Each segment's time as a fraction of the way from the first to the last. Shape (B, S).
+    seg_k
+        Choices per segment. Shape (B, S).
     noise
         Gumbel scale.
-    extra
-        Candidates taken beyond the largest ``seg_k.sum(1)``.
 
     Returns
     -------
@@ -484,99 +578,69 @@ def _choose(rng: np.random.Generator, U: np.ndarray, Q: np.ndarray, drift: np.nd
 
     Notes
     -----
-    Noise is drawn for the candidate set ``C`` (top items by ``U``). An outside item ``i``
-    (``U_i <= thr``) can be chosen in segment ``s`` only if its key beats ``L_s``, the ``R_s``-th
-    largest key in ``C`` (``R_s`` = choices up to ``s``), so its noise must exceed
-    ``L* - U_i`` with ``L* = min_s(L_s - |t_s - t_mid| * |drift| * max|Q|)``. Such items are
-    sampled by thinning at rate ``P(thr)`` and their noise drawn from the truncated Gumbel;
-    every other item's key is below every threshold, so the result is exact.
+    In segment ``s`` a user takes the ``seg_k[s]`` items not taken before with the highest key
+    ``U(t_s) + noise * G``; each lies among the top ``R_s`` (choices up to ``s``) keys of all
+    items at ``t_s``. Since ``U(t_s) <= V = max(Ulo, Uhi)``, an item whose ``V + noise * G``
+    is below ``x`` can be chosen only if fewer than ``R_s`` keys reach ``x`` at some ``t_s``.
+    So noise is revealed only for items reaching ``x`` (:func:`_reveal`); where too few do,
+    ``x`` is lowered (finally to -inf) and the items in between are revealed. The noise of the
+    rest stays unknown but provably irrelevant: the choices equal a full Gumbel-top-k's.
     """
-    B, N = U.shape
-    k_tot = seg_k.sum(axis=1)
-    M = int(min(N, k_tot.max() + extra))
-    has_drift = bool(np.any(drift))
-    if M >= N:
-        cand = np.broadcast_to(np.arange(N), (B, N))
-        thr = None
-    elif N <= _NUMPY_TOPK_MAX:
-        cand = np.sort(np.argpartition(U, N - M, axis=1)[:, N - M:], axis=1)
-        thr = np.take_along_axis(U, cand, axis=1).min(axis=1).astype(np.float64)
-    else:  # torch's top-k is several times faster than argpartition on long rows
-        import torch
-
-        vals, idx = torch.topk(torch.from_numpy(U), M, dim=1, sorted=False)
-        cand = np.sort(idx.numpy(), axis=1)
-        thr = vals.numpy().min(axis=1).astype(np.float64)
-    U_c = np.take_along_axis(U, cand, axis=1).astype(np.float64)
-    if not has_drift:
-        D_c = np.zeros_like(U_c)
-    elif M >= N:
-        D_c = (drift @ Q.T).astype(np.float64)
-    else:
-        D_c = np.einsum("bd,bmd->bm", drift, Q[cand]).astype(np.float64)
-    G_c = _gumbel(rng, U_c.shape)
-    rows = np.arange(B)
-    pool_items, pool_U, pool_D, pool_G = cand, U_c, D_c, G_c
-    valid = np.ones(cand.shape, dtype=bool)
-    if thr is not None:
-        # the lowest key an outside item must beat, over all segments
-        dt = seg_t - t_mid[:, None]
-        dmax = np.linalg.norm(drift, axis=1) * float(np.linalg.norm(Q, axis=1).max()) * (1 + 1e-5) + 1e-6
-        cum = np.cumsum(seg_k, axis=1)
-        lstar = np.full(B, np.inf)
-        for s in range(seg_k.shape[1]):
-            live = seg_k[:, s] > 0
-            if not live.any():
-                continue
-            keys = -np.sort(-(U_c + dt[:, s:s + 1] * D_c + noise * G_c), axis=1)
-            L = keys[rows, np.minimum(cum[:, s], M) - 1] - np.abs(dt[:, s]) * dmax * has_drift
-            lstar = np.where(live, np.minimum(lstar, L), lstar)
-        p_max = -np.expm1(-np.exp(np.minimum((thr - lstar) / noise, 50.0)))
-        r, c = _landings(rng, p_max, N)
-        ckeys = (rows[:, None] * N + cand).ravel()  # sorted: rows ascending, items sorted per row
-        lk = r * N + c
-        pos = np.minimum(np.searchsorted(ckeys, lk), len(ckeys) - 1)
-        out_c = ckeys[pos] != lk
-        r, c = r[out_c], c[out_c]
-        u_i = U[r, c].astype(np.float64)
-        g0 = (lstar[r] - u_i) / noise
-        p_i = -np.expm1(-np.exp(np.minimum(-g0, 50.0)))
-        acc = rng.random(len(r)) * p_max[r] < p_i
-        r, c, u_i, g0 = r[acc], c[acc], u_i[acc], g0[acc]
-        if len(r):
-            # Gumbel conditioned on >= g0: E = exp(-G) is Exp(1) truncated to [0, exp(-g0)]
-            e_max = np.exp(np.minimum(-g0, 700.0))
-            e = -np.log1p(rng.random(len(r)) * np.expm1(-e_max))
-            g = -np.log(np.maximum(e, 1e-300))
-            d_i = np.einsum("nd,nd->n", drift[r], Q[c]).astype(np.float64) if has_drift else np.zeros(len(r))
-            counts = np.bincount(r, minlength=B)
-            width = int(counts.max())
-            slot = np.arange(len(r)) - np.repeat(np.cumsum(counts) - counts, counts)
-
-            def widen(base: np.ndarray, new: np.ndarray, fill: float) -> np.ndarray:
-                ext = np.full((B, width), fill, dtype=base.dtype)
-                ext[r, slot] = new
-                return np.concatenate([base, ext], axis=1)
-
-            pool_items = widen(np.asarray(cand), c, -1)
-            pool_U, pool_D, pool_G = widen(U_c, u_i, 0.0), widen(D_c, d_i, 0.0), widen(G_c, g, 0.0)
-            valid = pool_items >= 0
-    chosen = ~valid
+    B, n_pad = Ulo.shape
+    b, nb = _BLOCK, n_pad // _BLOCK
+    S = seg_k.shape[1]
+    cum, live = np.cumsum(seg_k, axis=1), seg_k > 0
+    # block j holds items j, j + nb, j + 2 nb, ...: the max is a reduction over contiguous rows
+    bmax = Ulo.reshape(B, b, nb).max(axis=1)
+    if Uhi is not Ulo:
+        np.maximum(bmax, Uhi.reshape(B, b, nb).max(axis=1), out=bmax)
+    bmax = bmax.astype(np.float64)
+    x = _first_threshold(Ulo, Uhi, bmax, n_items, seg_k.sum(axis=1), noise)
+    x_hi = np.full(B, np.inf)
+    rev = _Revealed(B, nb, n_pad)
+    todo = np.arange(B)
+    for stage in range(_STAGES):
+        _reveal(rng, Ulo, Uhi, bmax, rev, todo, x[todo], x_hi[todo], noise)
+        row, item, e = rev.flat()
+        lo, hi, v = _values(Ulo, Uhi, row, item)
+        g = -np.log(np.maximum(e, 1e-300))
+        act = v + noise * g >= x[row]
+        short = np.zeros(B, dtype=bool)
+        for s in range(S):
+            key = lo[act] + frac[row[act], s] * (hi[act] - lo[act]) + noise * g[act]
+            n_above = np.bincount(row[act], weights=(key >= x[row[act]]).astype(np.float64), minlength=B)
+            short |= live[:, s] & (n_above < cum[:, s])
+        todo = np.flatnonzero(short)
+        if len(todo) == 0:
+            break
+        if stage == _STAGES - 1:  # a broken invariant, not bad input
+            raise RuntimeError("synthetic: the choice sampler revealed every item and still fell short; "
+                               "please report this bug")
+        x_hi[todo] = x[todo]
+        x[todo] = -np.inf if stage == _STAGES - 2 else x[todo] - noise * math.log(8.0)
+    # lay the items that reach x out per row and take each segment's top keys
+    row, item, lo, hi, g = row[act], item[act], lo[act], hi[act], g[act]
+    order = np.argsort(row, kind="stable")
+    row, item, lo, hi, g = row[order], item[order], lo[order], hi[order], g[order]
+    counts = np.bincount(row, minlength=B)
+    slot = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+    width = int(counts.max())
+    items = np.full((B, width), -1, dtype=np.int64)
+    P_lo, P_hi, P_g = np.zeros((B, width)), np.zeros((B, width)), np.zeros((B, width))
+    items[row, slot], P_lo[row, slot], P_hi[row, slot], P_g[row, slot] = item, lo, hi, g
+    chosen = items < 0
     picks: list[np.ndarray] = []
-    for s in range(seg_k.shape[1]):
+    for s in range(S):
         ks = seg_k[:, s]
         kmax = int(ks.max())
-        if kmax == 0:
-            picks.append(np.full((B, 0), -1, dtype=np.int64))
-            continue
-        key = pool_U + (seg_t[:, s] - t_mid)[:, None] * pool_D + noise * pool_G
+        key = P_lo + frac[:, s:s + 1] * (P_hi - P_lo) + noise * P_g
         key[chosen] = -np.inf
         top = np.argsort(-key, axis=1, kind="stable")[:, :kmax]
         ok = np.arange(kmax)[None, :] < ks[:, None]
         chosen[np.nonzero(ok)[0], top[ok]] = True
-        items = np.where(ok, np.take_along_axis(pool_items, top, axis=1), -1)
+        got = np.where(ok, np.take_along_axis(items, top, axis=1), -1)
         shuffle = np.where(ok, rng.random(ok.shape), 2.0)
-        picks.append(np.take_along_axis(items, np.argsort(shuffle, axis=1), axis=1))
+        picks.append(np.take_along_axis(got, np.argsort(shuffle, axis=1), axis=1))
     return picks
 
 
@@ -615,7 +679,10 @@ def _events(cfg: SyntheticConfig, truth: Mapping[str, np.ndarray],
     seg_sum = np.bincount(seg_key, weights=ev_t, minlength=n_users * S).reshape(n_users, S)
     seg_t = np.where(seg_k > 0, seg_sum / np.maximum(seg_k, 1), (start + end)[:, None] / 2)
     seg_off = np.cumsum(seg_k, axis=1) - seg_k
-    t_mid = (start + end) / 2
+    t_lo = np.where(seg_k > 0, seg_t, np.inf).min(axis=1)
+    t_hi = np.where(seg_k > 0, seg_t, -np.inf).max(axis=1)
+    spread = t_hi - t_lo
+    frac = np.where(spread[:, None] > 0, (seg_t - t_lo[:, None]) / np.where(spread > 0, spread, 1.0)[:, None], 0.0)
 
     w = _signal_weights(cfg)
     dims = cfg.dims()
@@ -624,24 +691,29 @@ def _events(cfg: SyntheticConfig, truth: Mapping[str, np.ndarray],
     Pw = np.concatenate([np.repeat(w[i], dims[GROUPS[i]]) for i in used]).astype(np.float32)
     P = np.concatenate([truth[f"user_{GROUPS[i]}"] for i in used], axis=1) * Pw
     Dr = np.concatenate([truth[f"user_drift_{GROUPS[i]}"] for i in used], axis=1) * Pw
-    pop = truth["item_popularity"].astype(np.float32)
     q_mean, q_cov = Q.mean(axis=0).astype(np.float64), np.cov(Q.T.astype(np.float64)).reshape(Q.shape[1], -1)
-    Qb = np.concatenate([Q, pop[:, None]], axis=1)  # popularity as a last factor with user weight 1
+    # popularity rides as a last factor with user weight 1; padding items get -1e30 and are never chosen
+    n_pad = -(-n_items // _BLOCK) * _BLOCK
+    Qb = np.zeros((n_pad, Q.shape[1] + 1), dtype=np.float32)
+    Qb[:n_items, :-1], Qb[:n_items, -1], Qb[n_items:, -1] = Q, truth["item_popularity"], -1e30
+    QbT = np.ascontiguousarray(Qb.T)
 
     ev_item = np.full(n_ev, -1, dtype=np.int64)
     latent = np.empty(n_ev, dtype=np.float64)
-    batch = max(1, min(n_users, _BUDGET // n_items))
-    U = np.empty((batch, n_items), dtype=np.float32)
+    batch = max(1, min(n_users, _MAX_BATCH, _BUDGET // n_pad))
+    buf_lo = np.empty((batch, n_pad), dtype=np.float32)
+    buf_hi = np.empty((batch, n_pad), dtype=np.float32) if S > 1 else buf_lo
+    ones = np.ones((batch, 1), dtype=np.float32)
     n_batches = -(-n_users // batch)
     for b in range(n_batches):
         lo, hi = b * batch, min(n_users, (b + 1) * batch)
         users = np.arange(lo, hi)
-        p_mid = (P[users] + t_mid[users, None] * Dr[users]).astype(np.float32)
-        Ub = U[: len(users)]
-        np.matmul(np.concatenate([p_mid, np.ones((len(users), 1), np.float32)], axis=1), Qb.T, out=Ub)
-        brng = _rng(cfg.seed, "events", b)
-        picks = _choose(brng, Ub, Q, Dr[users].astype(np.float32), t_mid[users], seg_t[users], seg_k[users],
-                        cfg.noise)
+        nb_ = len(users)
+        Ulo, Uhi = buf_lo[:nb_], buf_hi[:nb_]
+        for t_end, out in ((t_lo, Ulo), (t_hi, Uhi))[: 1 + (S > 1)]:
+            pref = (P[users] + t_end[users, None] * Dr[users]).astype(np.float32)
+            np.matmul(np.concatenate([pref, ones[:nb_]], axis=1), QbT, out=out)  # (B, n_pad), float32 BLAS
+        picks = _choose(_rng(cfg.seed, "events", b), Ulo, Uhi, n_items, frac[users], seg_k[users], cfg.noise)
         for s, items in enumerate(picks):
             r, c = np.nonzero(items >= 0)
             pos = offsets[users[r]] + seg_off[users[r], s] + c

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from fusionrec.data.schema import Dataset
 from fusionrec.models.base import BaseConfig, Recommender
+from fusionrec.models.implicit_compat import single_threaded_blas
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class ALS(Recommender):
         self.idf_ = np.log(n_users / (1.0 + df)).clip(min=0.0).astype(np.float32)  # (n_items,)
         self.avg_len_ = np.float32(x.nnz / n_users)
         model = self._model()
-        with threadpool_limits(1, "blas"):  # implicit's own threads do the work
+        with single_threaded_blas():  # implicit's own threads do the work
             model.fit(self._weights(x).tocsr(), show_progress=False)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)  # (n_items, f)
         self._solver = model
@@ -88,7 +88,7 @@ class ALS(Recommender):
         if getattr(self, "_solver", None) is None:
             self._solver = self._model()
             self._solver.item_factors = self.item_factors_
-        with threadpool_limits(1, "blas"):
+        with single_threaded_blas():
             return self._solver.recalculate_user(np.arange(history.shape[0]), self._weights(history).tocsr())
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:

@@ -90,6 +90,8 @@ class Recommender:
     Config: ClassVar[type] = BaseConfig
     #: True for models that score items from content (they can rank items unseen in training).
     uses_content: ClassVar[bool] = False
+    #: users without any history get popularity scores (models with their own fallback opt out)
+    popularity_fallback: ClassVar[bool] = True
     #: settings grid searched on a validation set when tuning is asked for (see fusionrec.jobs.tune)
     search_space: ClassVar[dict[str, list[Any]]] = {}
 
@@ -108,7 +110,11 @@ class Recommender:
         self.n_items_ = train.n_items
         self.train_matrix_ = train.csr("binary")
         self.item_popularity_ = np.asarray(self.train_matrix_.sum(axis=0)).ravel().astype(np.float32)
-        self._fit(train, valid)
+        try:
+            self._fit(train, valid)
+        except BaseException:
+            del self.train_matrix_  # a failed fit leaves the model unfitted
+            raise
         return self
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
@@ -153,7 +159,7 @@ class Recommender:
             history = self.history_for(users)
         s = np.asarray(self._score(users, history), dtype=np.float32)
         empty = np.diff(history.indptr) == 0
-        if empty.any() and not self.uses_content:  # no history: fall back to popularity
+        if empty.any() and self.popularity_fallback and not self.uses_content:  # no history: popularity
             s[empty] = self.item_popularity_
         if not self.uses_content:
             s[:, self.item_popularity_ == 0] = UNKNOWN_ITEM_SCORE

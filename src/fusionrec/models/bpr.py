@@ -6,9 +6,15 @@ library (``implicit.cpu.bpr``). Scores are ``p_u . q_i + b_i``.
 
 History is an input of scoring: a training user whose history is exactly their training row uses
 the learned ``p_u``; a new user, or one with events added after training, is folded in by ridge
-regression of a target of 1 on their history items' factors,
-``p_u = (Q_H^T Q_H + lambda I)^-1 Q_H^T 1``. An empty history gives ``p_u = 0``: scores fall back
-to the item biases (a popularity-like ranking), ties to the seeded tie-break.
+regression of a target of 1 on their history items' factors, shrunk towards the learned vector
+(zero for a new user): ``p = (Q_H^T Q_H + lambda I)^-1 (Q_H^T 1 + lambda p_u)``. An empty history
+gives ``p = 0``: scores fall back to the item biases (a popularity-like ranking), ties to the
+seeded tie-break.
+
+Fold-in on ml-100k, leave-last-out with the valid item as added history (NDCG@10, lr 0.01):
+shrinking towards the learned ``p_u`` with ``lambda = 10`` gives 0.062 against 0.065 for the
+learned factors without the valid item and 0.057 for a zero prior; refitting on train+valid gives
+0.069.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-from threadpoolctl import threadpool_limits
 
 from fusionrec.data.schema import Dataset
 from fusionrec.models.base import BaseConfig, Recommender, take_rows
+from fusionrec.models.implicit_compat import single_threaded_blas
 
 #: Gathered history-factor entries held at once while folding users in (float64: 128 MiB).
 FOLD_IN_ELEMENTS = 2**24
@@ -30,10 +36,10 @@ FOLD_IN_ELEMENTS = 2**24
 @dataclass(frozen=True)
 class BPRConfig(BaseConfig):
     factors: int = 64
-    learning_rate: float = 0.05
+    learning_rate: float = 0.01
     regularization: float = 0.01  # L2 weight in each SGD step
     iterations: int = 100  # epochs; each samples as many triples as there are interactions
-    fold_in_regularization: float = 0.1  # lambda of the ridge fold-in of new or extended histories
+    fold_in_regularization: float = 10.0  # lambda of the ridge fold-in of new or extended histories
     num_threads: int = 1  # > 1 trains faster (Hogwild) but is no longer reproducible under the seed
 
     def __post_init__(self) -> None:
@@ -63,6 +69,8 @@ class BPR(Recommender):
 
     name = "bpr"
     Config = BPRConfig
+    popularity_fallback = False  # has its own (item-bias) fallback for users without history
+    search_space = {"factors": [32, 64, 128], "learning_rate": [0.005, 0.01, 0.05], "regularization": [0.01, 0.001]}
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
@@ -71,7 +79,7 @@ class BPR(Recommender):
         model = BayesianPersonalizedRanking(
             factors=c.factors, learning_rate=c.learning_rate, regularization=c.regularization,
             iterations=c.iterations, num_threads=c.num_threads, random_state=c.seed)
-        with threadpool_limits(1, "blas"):
+        with single_threaded_blas():
             model.fit(self.train_matrix_.astype(np.float32), show_progress=False)
         f = c.factors
         # implicit appends a bias column: users hold a constant 1 there, items their bias.
@@ -79,8 +87,11 @@ class BPR(Recommender):
         self.item_factors_ = np.ascontiguousarray(model.item_factors[:, :f], dtype=np.float32)  # (n_items, f)
         self.item_bias_ = np.ascontiguousarray(model.item_factors[:, f], dtype=np.float32)  # (n_items,)
 
-    def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
-        """User factors (b, factors) fitted by ridge regression to ``history`` (b, n_items)."""
+    def fold_in(self, history: sp.csr_matrix, prior: np.ndarray | None = None) -> np.ndarray:
+        """User factors (b, factors) fitted by ridge regression to ``history`` (b, n_items).
+
+        ``prior`` (b, factors) is what the ridge shrinks towards (zeros when None).
+        """
         h = sp.csr_matrix(history)
         q = torch.from_numpy(self.item_factors_).to(torch.float64)  # (n_items, f)
         f = q.shape[1]
@@ -89,6 +100,8 @@ class BPR(Recommender):
         if h.nnz == 0:
             return out
         rhs = torch.from_numpy(np.asarray(h @ self.item_factors_, dtype=np.float64))  # (b, f) = Q_H^T 1
+        if prior is not None:
+            rhs += self.config.fold_in_regularization * torch.from_numpy(np.asarray(prior, dtype=np.float64))
         eye = torch.eye(f, dtype=torch.float64) * self.config.fold_in_regularization
         chunk = max(1, FOLD_IN_ELEMENTS // (int(lengths.max()) * f))
         for start in range(0, h.shape[0], chunk):
@@ -113,7 +126,8 @@ class BPR(Recommender):
             same[known] = diff.getnnz(axis=1) == 0
             u[same] = self.user_factors_[users[same]]
         if (~same).any():
-            u[~same] = self.fold_in(history[~same])
+            prior = np.where(known[~same, None], self.user_factors_[np.where(known, users, 0)[~same]], 0.0)
+            u[~same] = self.fold_in(history[~same], prior)  # known users: shrunk towards their learned p_u
         return u @ self.item_factors_.T + self.item_bias_  # (b, n_items)
 
     def _state(self) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from fusionrec.data.schema import Dataset
 from fusionrec.models.base import BaseConfig, Recommender
@@ -71,11 +72,8 @@ def cosine_topk(x: sp.csr_matrix, neighbors: int, shrink: float = 0.0,
         sim = np.asarray((xc[:, start:stop].T @ xc).toarray(), dtype=np.float32)  # (b, n) co-occurrence
         sim /= norms[rows, None] * norms[None, :] + shrink + np.float32(1e-12)
         sim[np.arange(len(rows)), rows] = 0.0
-        if kk == 0:
-            top = np.empty((len(rows), 0), dtype=np.int64)
-        else:
-            top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]  # (b, kk) unordered
-        vals = np.take_along_axis(sim, top, axis=1)  # (b, kk)
+        vals_t, top_t = torch.topk(torch.from_numpy(sim), kk, dim=1, sorted=False)  # (b, kk) each
+        vals, top = vals_t.numpy(), top_t.numpy()
         keep = vals > 0
         order = np.argsort(np.where(keep, top, n), axis=1, kind="stable")  # sorted column indices
         top, vals, keep = (np.take_along_axis(a, order, axis=1) for a in (top, vals, keep))
@@ -83,8 +81,9 @@ def cosine_topk(x: sp.csr_matrix, neighbors: int, shrink: float = 0.0,
         indices.append(top[keep])
         data.append(vals[keep])
     np.cumsum(indptr, out=indptr)
-    cat = (lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.empty(0, dtype=dt))
-    return sp.csr_matrix((cat(data, np.float32), cat(indices, np.int64), indptr), shape=(n, n))
+    values = np.concatenate([np.empty(0, dtype=np.float32), *data])
+    columns = np.concatenate([np.empty(0, dtype=np.int64), *indices])
+    return sp.csr_matrix((values, columns, indptr), shape=(n, n))
 
 
 class ItemKNN(Recommender):
@@ -102,6 +101,7 @@ class ItemKNN(Recommender):
 
     name = "itemknn"
     Config = ItemKNNConfig
+    search_space = {"neighbors": [20, 50, 100, 200], "shrink": [0.0, 10.0, 100.0]}
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         self.similarity_ = cosine_topk(self.train_matrix_, self.config.neighbors, self.config.shrink)

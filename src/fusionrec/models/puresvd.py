@@ -43,6 +43,7 @@ class PureSVD(Recommender):
 
     name = "puresvd"
     Config = PureSVDConfig
+    search_space = {"factors": [16, 32, 64, 128]}
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         x = self.train_matrix_.astype(np.float64)

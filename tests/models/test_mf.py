@@ -1,0 +1,82 @@
+"""BiasedMF on a synthetic low-rank rating matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fusionrec.data.schema import Dataset
+from fusionrec.errors import ConfigError
+from fusionrec.models.mf import BiasedMF, BiasedMFConfig
+
+CONFIG = BiasedMFConfig(factors=4, epochs=40, learning_rate=0.02, regularization=0.01, batch_size=64)
+
+
+def low_rank(seed: int = 0) -> tuple[Dataset, Dataset]:
+    """80 users x 50 items, rank-2 + biases, 60% observed, ratings in [1, 5]; 80/20 random split."""
+    rng = np.random.default_rng(seed)
+    p, q = rng.normal(size=(80, 2)), rng.normal(size=(50, 2))
+    r = 3.0 + 0.5 * rng.normal(size=(80, 1)) + 0.5 * rng.normal(size=(1, 50)) + 0.6 * p @ q.T
+    r = np.clip(r + 0.1 * rng.normal(size=r.shape), 1.0, 5.0)
+    u, i = np.nonzero(rng.random(r.shape) < 0.6)
+    df = pd.DataFrame({"user": [f"u{x}" for x in u], "item": [f"i{x}" for x in i], "rating": r[u, i]})
+    data = Dataset.from_frames(df)
+    test = rng.random(len(df)) < 0.2
+    inter = data.interactions
+    return data.with_interactions(inter[~test]), data.with_interactions(inter[test])
+
+
+def rmse(pred: np.ndarray, true: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((pred - true) ** 2)))
+
+
+def test_beats_the_global_mean() -> None:
+    train, test = low_rank()
+    m = BiasedMF(CONFIG).fit(train)
+    t = test.interactions
+    true = t["rating"].to_numpy(np.float64)
+    baseline = rmse(np.full(len(t), train.interactions["rating"].mean()), true)
+    got = rmse(m.predict(t["user"].to_numpy(), t["item"].to_numpy()), true)
+    assert got < 0.7 * baseline, (got, baseline)
+
+
+def test_early_stopping_keeps_the_best_valid_epoch() -> None:
+    train, test = low_rank()
+    m = BiasedMF(BiasedMFConfig(factors=4, epochs=200, learning_rate=0.05, regularization=0.0,
+                                batch_size=64, patience=2)).fit(train, test)
+    assert m.epochs_trained_ < 200
+    t = test.interactions
+    got = rmse(m.predict(t["user"].to_numpy(), t["item"].to_numpy()), t["rating"].to_numpy(np.float64))
+    assert got == pytest.approx(m.valid_rmse_, rel=1e-5)
+
+
+def test_predictions_are_clipped_and_unknown_users_get_mean_plus_item_bias() -> None:
+    train, _ = low_rank()
+    m = BiasedMF(CONFIG).fit(train)
+    lo, hi = train.interactions["rating"].min(), train.interactions["rating"].max()
+    users = np.repeat(np.arange(train.n_users), train.n_items)
+    items = np.tile(np.arange(train.n_items), train.n_users)
+    pred = m.predict(users, items)
+    assert pred.min() >= lo - 1e-6 and pred.max() <= hi + 1e-6
+    new = np.full(train.n_items, train.n_users + 5)
+    expected = np.clip(m.global_mean_[0] + m.item_bias_, lo, hi)
+    np.testing.assert_allclose(m.predict(new, np.arange(train.n_items)), expected, rtol=1e-6)
+    # the model's own cold-start scores (Recommender.score replaces empty histories by popularity)
+    np.testing.assert_allclose(m._score(new[:1], m.history_for(new[:1]))[0], m.global_mean_[0] + m.item_bias_,
+                               rtol=1e-6)
+
+
+def test_needs_explicit_ratings() -> None:
+    train, _ = low_rank()
+    m = BiasedMF(CONFIG)
+    with pytest.raises(ConfigError, match="needs explicit ratings"):
+        m.fit(train.with_interactions(train.interactions.drop(columns=["rating"])))
+    assert not hasattr(m, "train_matrix_")
+
+
+def test_predict_needs_matching_pairs() -> None:
+    train, _ = low_rank()
+    m = BiasedMF(CONFIG).fit(train)
+    with pytest.raises(ValueError, match="as many users as items"):
+        m.predict([0, 1], [0])
