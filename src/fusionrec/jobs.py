@@ -208,9 +208,14 @@ def leaderboard(
     protocol: str = "loo",
     ks: tuple[int, ...] = (10, 20),
     seed: int = 0,
+    tune_on_valid: bool = True,
     on_result: Callable[[str, dict[str, float]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train each model on one split and evaluate it on the test users (valid events as history)."""
+    """Train each model on one split and evaluate it on the test users (valid events as history).
+
+    As in ``fusionrec train``, settings are tuned on the valid part first (``train_seconds``
+    includes the tuning).
+    """
     split = make_split(data, protocol, seed)
     extra = split.valid.csr() if split.valid is not None and split.valid.n_interactions else None
     candidates = None
@@ -219,11 +224,14 @@ def leaderboard(
         candidates[split.cold_items] = True
     rows = []
     for name in models:
-        model = build_model(name)
         with Stopwatch() as t:
-            model.fit(split.train, split.valid)
+            if tune_on_valid and split.valid is not None and split.valid.n_interactions:
+                model, _ = tune(name, {}, split.train, split.valid)
+            else:
+                model = build_model(name).fit(split.train, split.valid)
         res: EvalResult = evaluate(model, split.test, ks, extra_history=extra, candidates=candidates)
-        row = {"model": name, **res.metrics, "train_seconds": t.seconds}
+        row = {"model": name, **res.metrics, "train_s": t.seconds,
+               "settings": {k: getattr(model.config, k) for k in getattr(model, "search_space", {})}}
         rows.append(row)
         if on_result is not None:
             on_result(name, row)

@@ -76,11 +76,11 @@ def leaderboard(
     console.print(f"{data!r}; split {split}; test users get their valid events as history", highlight=False)
 
     def on_result(name: str, row: dict[str, float]) -> None:
-        console.print(f"[green]✓[/] {name}: NDCG@10 {row['NDCG@10']:.4f} ({row['train_seconds']:.2f} s)", highlight=False)
+        console.print(f"[green]✓[/] {name}: NDCG@10 {row['NDCG@10']:.4f} ({row['train_s']:.2f} s)", highlight=False)
 
     rows = run_leaderboard(data, names, protocol=split, seed=seed, on_result=on_result)
     rows.sort(key=lambda r: -r["NDCG@10"])
-    cols = ["model", "NDCG@10", "HR@10", "MRR@10", "Recall@20", "Coverage@10", "train_seconds"]
+    cols = ["model", "NDCG@10", "HR@10", "MRR@10", "Recall@20", "Coverage@10", "train_s"]
     out.print(metrics_table(f"leaderboard: {data.name} ({split})", rows, cols))
 
 

@@ -30,19 +30,20 @@ utility for item ``i`` is ::
 
 and a user's events are split into ``drift_segments`` consecutive segments; in each, the user
 consumes the highest-utility items not consumed before (Gumbel-top-k, i.e. sampling without
-replacement from ``softmax(U / noise)``), in random order. The sampler is exact, yet it touches
-only a few thousand items per user: it draws noise for the top items by utility and samples
-the rare outsiders that could still win by thinning (see :func:`_choose`). Ratings (1-5) are
-quantiles of ``zscore_i(affinity) + user_bias + rating_noise * N(0, 1)``.
+replacement from ``softmax(U / noise)``), in random order. The sampler is exact, yet it draws
+noise for only a few hundred items per user: those that could still be chosen (see
+:func:`_choose`), so a 100k x 100k world takes minutes and memory bounded by the user batch.
+Ratings (1-5) cut ``zscore_i(affinity) + user_bias + rating_noise * N(0, 1)`` at fixed
+quantiles (6/11/27/34/22 %, as in MovieLens).
 
 ``config.signal`` picks the groups that enter the utility: ``signal=("image",)`` makes a world
 where only the picture matters. :func:`true_utility` recomputes the deterministic part of
 ``U`` from ``dataset.meta["truth"]``, whose arrays (dense-index order) are:
 
 ``item_<g>`` (n_items, dim_g) and ``user_<g>``, ``user_drift_<g>`` (n_users, dim_g) for each
-group ``g``; ``signal_weights`` (4,) the ``w_g`` (0 outside the signal); ``item_popularity``;
+group ``g`` (``user_drift_<g>`` is the change over the whole span); ``signal_weights`` (4,) the ``w_g`` (0 outside the signal); ``item_popularity``;
 ``item_artist``, ``item_genre``, ``item_tags`` (multi-hot), ``item_price``, ``item_image_props``,
-``item_audio_props`` (raw property values in [0, 1]); ``genre_vectors``, ``tag_vectors``,
+``item_audio_props`` (property positions in [0, 1]), ``item_text_levels``; ``genre_vectors``, ``tag_vectors``,
 ``price_vector``; ``user_age``, ``user_region``, ``user_rating_bias``; and ``config`` (a dict).
 
 Examples
@@ -120,8 +121,8 @@ _SQRT12 = math.sqrt(12.0)
 _BUDGET = 1 << 23  # elements of the largest (users x items) block held at once
 _BLOCK = 16  # items per block of the choice sampler
 _DENSE = 0.5  # blocks expecting more than _BLOCK * _DENSE Poisson points are revealed in full
-_STAGES = 4  # threshold levels tried: x, x - log 8, x - 2 log 8 (times the noise scale), -inf
-_SAMPLE = 2048  # items that estimate the softmax mass outside the top blocks
+_STAGES = 4  # threshold levels tried before the last, -inf (reveal everything)
+_SAMPLE = 1024  # items that estimate the softmax mass outside the top blocks
 _MAX_BATCH = 4096  # users per batch
 _STREAMS = {"items": 1, "users": 2, "social": 3, "time": 4, "events": 5, "media": 6}
 
@@ -440,8 +441,9 @@ def _gumbel(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 def _values(Ulo: np.ndarray, Uhi: np.ndarray, row: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, ...]:
     """Utilities at the first and last time, and their max ``V``, of (row, item) pairs (float64)."""
-    lo = Ulo[row, item].astype(np.float64)
-    hi = lo if Uhi is Ulo else Uhi[row, item].astype(np.float64)
+    flat = row * Ulo.shape[1] + item
+    lo = np.take(Ulo.reshape(-1), flat).astype(np.float64)
+    hi = lo if Uhi is Ulo else np.take(Uhi.reshape(-1), flat).astype(np.float64)
     return lo, hi, np.maximum(lo, hi)
 
 
@@ -484,41 +486,52 @@ def _reveal(rng: np.random.Generator, Ulo: np.ndarray, Uhi: np.ndarray, bmax: np
     (Poisson superposition) and only points in ``(z(x_hi), z(x_lo)]`` of its items are kept.
     """
     b, nb = _BLOCK, bmax.shape[1]
-    z_blk = np.exp(np.minimum((bmax[rows] - x_lo[:, None]) / noise, 700.0))
-    z_blk[rev.full[rows]] = 0.0
+    bm = bmax if len(rows) == len(bmax) else bmax[rows]
+    # float32 for speed, inflated by more than its rounding error so that it bounds every item's z
+    slack = np.where(np.isfinite(x_lo), 1e-6 * (np.abs(x_lo) + np.abs(bm).max(axis=1)) / noise + 1e-5, 0.0)
+    with np.errstate(over="ignore"):
+        z_blk = np.exp((bm - x_lo.astype(np.float32)[:, None]) * np.float32(1.0 / noise))
+        z_blk *= np.exp(slack).astype(np.float32)[:, None]
+    if rev.full.any():
+        z_blk[rev.full[rows]] = 0.0
     # dense blocks: draw E for every unrevealed item, given E > z(x_hi) (memoryless)
-    dr, dj = np.nonzero(z_blk >= _DENSE)
-    z_blk[dr, dj] = 0.0
-    if len(dr):
+    dense = z_blk >= _DENSE
+    if dense.any():
+        dr, dj = np.nonzero(dense)
+        z_blk[dense] = 0.0
         row = np.repeat(rows[dr], b)
         item = (np.arange(b)[None, :] * nb + dj[:, None]).ravel()
         new = rev.unknown(row, item)
         row, item = row[new], item[new]
         _, _, v = _values(Ulo, Uhi, row, item)
-        z_hi = np.exp(np.minimum((v - x_hi[np.searchsorted(rows, row)]) / noise, 700.0))
+        with np.errstate(over="ignore"):
+            z_hi = np.exp((v - x_hi[np.searchsorted(rows, row)]) / noise)
         rev.add(row, item, z_hi + rng.standard_exponential(len(row)))
         rev.full[rows[dr], dj] = True
     # sparse blocks: Poisson(b * z_j) points per block, each on a uniform item at a uniform time
-    lam = b * z_blk.sum(axis=1)
-    n_pts = rng.poisson(lam)
+    mass = z_blk.sum(axis=1, dtype=np.float64)
+    n_pts = rng.poisson(b * mass)
     if n_pts.sum() == 0:
         return
-    csum = np.cumsum(z_blk.ravel())
-    start = np.concatenate([[0.0], csum])[np.arange(len(rows)) * nb]
+    csum = np.cumsum(z_blk.reshape(-1), dtype=np.float64)
+    start = np.zeros(len(rows))
+    start[1:] = csum[np.arange(1, len(rows)) * nb - 1]
     r_loc = np.repeat(np.arange(len(rows)), n_pts)
-    query = np.sort(start[r_loc] + rng.random(len(r_loc)) * (lam[r_loc] / b))  # sorted: cache-friendly
-    flat = np.searchsorted(csum, query, side="right")
-    flat = np.minimum(flat, len(csum) - 1)
-    r_loc, blk = flat // nb, flat % nb  # the row is implied by the flat position
-    t = rng.random(len(r_loc)) * z_blk[r_loc, blk]
+    query = np.sort(start[r_loc] + rng.random(len(r_loc)) * mass[r_loc])  # sorted: cache-friendly
+    flat = np.minimum(np.searchsorted(csum, query, side="right"), len(csum) - 1)
+    r_loc, blk = flat // nb, flat % nb  # the row follows from the flat position
+    t = rng.random(len(r_loc)) * z_blk.reshape(-1)[flat].astype(np.float64)
     row, item = rows[r_loc], rng.integers(0, b, size=len(r_loc)) * nb + blk
     _, _, v = _values(Ulo, Uhi, row, item)
-    z_lo = np.exp(np.minimum((v - x_lo[r_loc]) / noise, 700.0))
-    z_hi = np.exp(np.minimum((v - x_hi[r_loc]) / noise, 700.0))
-    keep = (t <= z_lo) & (t > z_hi)
+    first_pass = bool(np.isinf(x_hi).all())  # nothing was revealed before, outside the dense blocks
+    with np.errstate(over="ignore"):
+        keep = t <= np.exp((v - x_lo[r_loc]) / noise)
+        if not first_pass:
+            keep &= t > np.exp((v - x_hi[r_loc]) / noise)
     row, item, t = row[keep], item[keep], t[keep]
-    keep = rev.unknown(row, item)
-    row, item, t = row[keep], item[keep], t[keep]
+    if not first_pass:
+        keep = rev.unknown(row, item)
+        row, item, t = row[keep], item[keep], t[keep]
     order = np.lexsort((t, item, row))  # an item's E is its first point
     row, item, t = row[order], item[order], t[order]
     first = np.ones(len(row), dtype=bool)
@@ -526,32 +539,42 @@ def _reveal(rng: np.random.Generator, Ulo: np.ndarray, Uhi: np.ndarray, bmax: np
     rev.add(row[first], item[first], t[first])
 
 
-def _first_threshold(Ulo: np.ndarray, Uhi: np.ndarray, bmax: np.ndarray, n_items: int, k_tot: np.ndarray,
-                     noise: float) -> np.ndarray:
-    """A key level that about ``2 k + 4 sqrt(k) + 16`` items are expected to reach, per row.
+def _first_threshold(Ulo: np.ndarray, Uhi: np.ndarray, bmax: np.ndarray, n_items: int, frac: np.ndarray,
+                     cum: np.ndarray, noise: float) -> np.ndarray:
+    """A key level that about ``2 R + 4 sqrt(R) + 16`` items reach at each segment's time, per row.
 
-    Expected count above ``x`` is about ``exp(-x / noise) * sum_i exp(V_i / noise)``; the sum is
-    exact over the top blocks and estimated from a sample of the others.
+    At time ``t`` the expected count above ``x`` is about ``exp(-x / noise) * sum_i exp(U_i(t) /
+    noise)``; the sum is exact over the top blocks and estimated from a sample of the others.
+    The level is the lowest over the segments, so that it suffices for all of them.
     """
     B, nb = bmax.shape
     b, rows = _BLOCK, np.arange(B)[:, None]
     n_top = min(nb, 8)
     top = np.argpartition(-bmax, n_top - 1, axis=1)[:, :n_top] if n_top < nb else np.tile(np.arange(nb), (B, 1))
     item = (np.arange(b)[None, None, :] * nb + top[:, :, None]).reshape(B, -1)
-    _, _, v_top = _values(Ulo, Uhi, np.broadcast_to(rows, item.shape), item)
-    c = bmax.max(axis=1)
-    mass = np.exp((v_top - c[:, None]) / noise).sum(axis=1)
+    lo_t, hi_t, _ = _values(Ulo, Uhi, np.broadcast_to(rows, item.shape), item)
     in_top = np.zeros((B, nb), dtype=bool)
     in_top[rows, top] = True
     n_rest = n_items - (item < n_items).sum(axis=1)
     n_s = min(n_items, _SAMPLE)
-    out = ~in_top[:, np.arange(n_s) % nb]
-    if out.any():
-        vs = Ulo[:, :n_s] if Uhi is Ulo else np.maximum(Ulo[:, :n_s], Uhi[:, :n_s])
-        es = np.where(out, np.exp((vs.astype(np.float64) - c[:, None]) / noise), 0.0).sum(axis=1)
-        mass += es * n_rest / np.maximum(out.sum(axis=1), 1)
-    target = 2.0 * k_tot + 4.0 * np.sqrt(k_tot) + 16.0
-    return c + noise * (np.log(mass) - np.log(target))
+    out = (~in_top[:, np.arange(n_s) % nb]).astype(np.float32)  # sample items outside the top blocks
+    scale = n_rest / np.maximum(out.sum(axis=1), 1.0)
+    lo_s, hi_s = Ulo[:, :n_s], Uhi[:, :n_s]
+    span_s = None if Uhi is Ulo else hi_s - lo_s
+    inv = np.float32(1.0 / noise)
+    x = np.full(B, np.inf)
+    for s in range(frac.shape[1]):
+        f = frac[:, s:s + 1]
+        u_t = lo_t + f * (hi_t - lo_t)
+        u_s = lo_s if span_s is None else lo_s + f.astype(np.float32) * span_s
+        c = np.maximum(u_t.max(axis=1), u_s.max(axis=1))  # every exp below is <= 1, one is 1
+        mass = np.exp((u_t - c[:, None]) / noise).sum(axis=1)
+        e_s = np.exp((u_s - c[:, None].astype(np.float32)) * inv)
+        mass += np.einsum("bi,bi->b", e_s, out, dtype=np.float64) * scale
+        target = 2.0 * cum[:, s] + 4.0 * np.sqrt(cum[:, s]) + 16.0
+        x_s = c + noise * (np.log(mass) - np.log(target))
+        x = np.where(cum[:, s] > (cum[:, s - 1] if s else 0), np.minimum(x, x_s), x)
+    return x
 
 
 def _choose(rng: np.random.Generator, Ulo: np.ndarray, Uhi: np.ndarray, n_items: int, frac: np.ndarray,
@@ -591,11 +614,10 @@ def _choose(rng: np.random.Generator, Ulo: np.ndarray, Uhi: np.ndarray, n_items:
     S = seg_k.shape[1]
     cum, live = np.cumsum(seg_k, axis=1), seg_k > 0
     # block j holds items j, j + nb, j + 2 nb, ...: the max is a reduction over contiguous rows
-    bmax = Ulo.reshape(B, b, nb).max(axis=1)
+    bmax = Ulo.reshape(B, b, nb).max(axis=1)  # float32
     if Uhi is not Ulo:
         np.maximum(bmax, Uhi.reshape(B, b, nb).max(axis=1), out=bmax)
-    bmax = bmax.astype(np.float64)
-    x = _first_threshold(Ulo, Uhi, bmax, n_items, seg_k.sum(axis=1), noise)
+    x = _first_threshold(Ulo, Uhi, bmax, n_items, frac, cum, noise)
     x_hi = np.full(B, np.inf)
     rev = _Revealed(B, nb, n_pad)
     todo = np.arange(B)
@@ -617,7 +639,13 @@ def _choose(rng: np.random.Generator, Ulo: np.ndarray, Uhi: np.ndarray, n_items:
             raise RuntimeError("synthetic: the choice sampler revealed every item and still fell short; "
                                "please report this bug")
         x_hi[todo] = x[todo]
-        x[todo] = -np.inf if stage == _STAGES - 2 else x[todo] - noise * math.log(8.0)
+        if stage == _STAGES - 2:
+            x[todo] = -np.inf
+        else:  # a step in the Gumbel tail, or down to where enough blocks have a larger max (low noise)
+            k_tot = cum[todo, -1]
+            rank = int(min(nb, (2.0 * k_tot + 4.0 * np.sqrt(k_tot) + 16.0).max()))
+            level = -np.partition(-bmax[todo], rank - 1, axis=1)[:, rank - 1].astype(np.float64)
+            x[todo] = np.minimum(x[todo] - noise * math.log(8.0), level - noise)
     # lay the items that reach x out per row and take each segment's top keys
     row, item, lo, hi, g = row[act], item[act], lo[act], hi[act], g[act]
     order = np.argsort(row, kind="stable")
@@ -686,7 +714,7 @@ def _events(cfg: SyntheticConfig, truth: Mapping[str, np.ndarray],
 
     w = _signal_weights(cfg)
     dims = cfg.dims()
-    used = [i for i, g in enumerate(GROUPS) if w[i] > 0]
+    used = [i for i, g in enumerate(GROUPS) if g in cfg.signal]
     Q = np.concatenate([truth[f"item_{GROUPS[i]}"] for i in used], axis=1).astype(np.float32)
     Pw = np.concatenate([np.repeat(w[i], dims[GROUPS[i]]) for i in used]).astype(np.float32)
     P = np.concatenate([truth[f"user_{GROUPS[i]}"] for i in used], axis=1) * Pw
@@ -864,12 +892,14 @@ def render_audio(props: np.ndarray, seconds: float, sample_rate: int, rng: np.ra
 def _write_media(cfg: SyntheticConfig, truth: Mapping[str, np.ndarray], item_ids: np.ndarray, media_dir: Path,
                  progress: Progress | None, done: int, total: int) -> tuple[list[str], list[str]]:
     """Write ``images/<item>.png`` and ``audio/<item>.wav``; return their absolute paths."""
-    img_dir, aud_dir = media_dir / "images", media_dir / "audio"
+    base = Path(media_dir).resolve()
+    img_dir, aud_dir = base / "images", base / "audio"
     img_dir.mkdir(parents=True, exist_ok=True)
     aud_dir.mkdir(parents=True, exist_ok=True)
     rng = _rng(cfg.seed, "media")
     images, clips = [], []
-    chunk = 512
+    per_item = max(cfg.image_size ** 2 * 3, round(cfg.audio_seconds * cfg.sample_rate))
+    chunk = max(1, min(512, (1 << 22) // per_item))  # bounded memory for large images or long clips
     for lo in range(0, cfg.n_items, chunk):
         hi = min(cfg.n_items, lo + chunk)
         pics = render_images(truth["item_image_props"][lo:hi], cfg.image_size, rng)
@@ -878,8 +908,8 @@ def _write_media(cfg: SyntheticConfig, truth: Mapping[str, np.ndarray], item_ids
             ip, ap = img_dir / f"{item}.png", aud_dir / f"{item}.wav"
             _write_png(ip, pics[j])
             _write_wav(ap, sounds[j], cfg.sample_rate)
-            images.append(str(ip.resolve()))
-            clips.append(str(ap.resolve()))
+            images.append(str(ip))
+            clips.append(str(ap))
         if progress is not None:
             progress(done + hi, total)
     return images, clips

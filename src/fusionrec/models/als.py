@@ -78,17 +78,17 @@ class ALS(Recommender):
         df = np.asarray((x > 0).sum(axis=0)).ravel()
         self.idf_ = np.log(n_users / (1.0 + df)).clip(min=0.0).astype(np.float32)  # (n_items,)
         self.avg_len_ = np.float32(x.nnz / n_users)
-        model = self._model()
         with single_threaded_blas():  # implicit's own threads do the work
+            model = self._model()
             model.fit(self._weights(x).tocsr(), show_progress=False)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)  # (n_items, f)
         self._solver = model
 
     def _user_factors(self, history: sp.csr_matrix) -> np.ndarray:
-        if getattr(self, "_solver", None) is None:
-            self._solver = self._model()
-            self._solver.item_factors = self.item_factors_
         with single_threaded_blas():
+            if getattr(self, "_solver", None) is None:
+                self._solver = self._model()
+                self._solver.item_factors = self.item_factors_
             return self._solver.recalculate_user(np.arange(history.shape[0]), self._weights(history).tocsr())
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
