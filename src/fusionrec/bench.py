@@ -48,7 +48,7 @@ def baseline(dataset: str, model: str, data_dir: Path | None, sets: list[str]) -
     fit_seconds = next(tr["seconds"] for tr in trials if tr["settings"] == {
         k: getattr(rec.config, k) for k in tr["settings"]})
     with Stopwatch() as te:
-        res = evaluate(rec, split.test, (10, 20), extra_history=split.valid.csr() if split.valid else None)
+        res = evaluate(rec, split.test, (10, 20), extra_history=split.valid.csr("order") if split.valid else None)
     m = res.metrics
     chosen = {k: getattr(rec.config, k) for k in (trials[0]["settings"] if trials else {})}
     return {"dataset": dataset, "model": model, "settings": {**settings, **chosen}, "trials": len(trials),

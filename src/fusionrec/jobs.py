@@ -217,7 +217,7 @@ def leaderboard(
     includes the tuning).
     """
     split = make_split(data, protocol, seed)
-    extra = split.valid.csr() if split.valid is not None and split.valid.n_interactions else None
+    extra = split.valid.csr("order") if split.valid is not None and split.valid.n_interactions else None
     candidates = None
     if split.cold_items is not None:  # cold-item protocol: rank among the held-out items only
         candidates = np.zeros(data.n_items, dtype=bool)

@@ -31,6 +31,7 @@ import scipy.sparse as sp
 
 from fusionrec import __version__
 from fusionrec.data.idmap import IdMap
+from fusionrec.data.schema import Dataset
 from fusionrec.errors import DataError
 from fusionrec.models.base import Recommender
 
@@ -129,16 +130,20 @@ class Run:
         self.user_ids = self.user_ids.extend(raw)
 
     def history_matrix(self, events: pd.DataFrame | None, source: str = "history") -> sp.csr_matrix | None:
-        """Extra events (raw user, item) as a (n_users, n_items) binary CSR; new users are added."""
+        """Extra events (raw user, item, [timestamp]) as a (n_users, n_items) CSR; new users are added.
+
+        Values order the events (1 = oldest; see ``Dataset.csr("order")``) for sequence models; other
+        models read it as binary.
+        """
         if events is None or len(events) == 0:
             return None
         self.extend_users(events["user"])
         u = self.user_ids.index(events["user"], what="user", source=source)
         i = self.item_ids.index(events["item"], what="item", source=source)
-        m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)), shape=(len(self.user_ids), len(self.item_ids)))
-        m.sum_duplicates()
-        m.data[:] = 1.0
-        return m
+        ts = (pd.to_numeric(events["timestamp"]).to_numpy(np.int64) if "timestamp" in events.columns
+              else np.zeros(len(u), dtype=np.int64))
+        df = pd.DataFrame({"user": u, "item": i, "timestamp": ts})
+        return Dataset(df, self.user_ids, self.item_ids).csr("order")  # values order the events
 
     def candidate_mask(self, raw_items: list[str] | None, source: str = "candidates") -> np.ndarray | None:
         if raw_items is None:

@@ -80,6 +80,13 @@ def test_same_seed_same_frames_other_seed_other_frames(small: Dataset) -> None:
     assert not small.interactions.equals(other.interactions)
 
 
+def test_threads_do_not_change_the_world(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(syn, "_BUDGET", 50 * 128)  # 50 users per batch: 4 batches
+    two = generate(SMALL)
+    monkeypatch.setattr(syn, "_WORKERS", 1)
+    pd.testing.assert_frame_equal(two.interactions, generate(SMALL).interactions)
+
+
 def test_shapes_schema_and_ids(small: Dataset) -> None:
     assert small.name == "synthetic"
     assert (small.n_users, small.n_items) == (200, 120)

@@ -46,5 +46,5 @@ def test_ties_across_the_cut_and_inside_the_list() -> None:
 
 
 def test_batch_size_bounded() -> None:
-    assert batch_size_for(100_000) * 100_000 * 4 <= 24 * 2**20
+    assert batch_size_for(100_000) * 100_000 * 4 <= 96 * 2**20
     assert batch_size_for(10) == 2048

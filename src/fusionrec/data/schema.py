@@ -277,13 +277,22 @@ class Dataset:
     def density(self) -> float:
         return self.n_interactions / max(1, self.n_users * self.n_items)
 
-    def csr(self, values: Literal["binary", "weight", "rating", "count"] = "binary") -> sp.csr_matrix:
+    def csr(self, values: Literal["binary", "weight", "rating", "count", "order"] = "binary") -> sp.csr_matrix:
         """User x item matrix of the interactions, shape (n_users, n_items), float32.
 
         ``binary`` marks any interaction 1; ``count`` sums repeats; ``weight``/``rating`` sum
-        that column (binary where it is absent).
+        that column (binary where it is absent); ``order`` holds each event's rank by (timestamp,
+        file order), 1 = oldest, the latest for a repeated pair (float64) — sequence models read it.
         """
         df = self.interactions
+        if values == "order":
+            order = np.lexsort((np.arange(len(df)), df["timestamp"].to_numpy()))
+            rank = np.empty(len(df), dtype=np.float64)
+            rank[order] = np.arange(1, len(df) + 1)
+            g = pd.DataFrame({"u": df["user"].to_numpy(), "i": df["item"].to_numpy(), "r": rank})
+            g = g.groupby(["u", "i"], sort=False)["r"].max().reset_index()
+            return sp.csr_matrix((g["r"].to_numpy(), (g["u"].to_numpy(), g["i"].to_numpy())),
+                                 shape=(self.n_users, self.n_items))
         if values in ("weight", "rating") and values in df.columns:
             data = df[values].to_numpy(np.float32)
         else:

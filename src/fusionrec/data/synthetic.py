@@ -61,6 +61,7 @@ import json
 import logging
 import math
 import os
+import queue
 import shutil
 import struct
 import tempfile
@@ -69,6 +70,7 @@ import uuid
 import wave
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +126,7 @@ _DENSE = 0.5  # blocks expecting more than _BLOCK * _DENSE Poisson points are re
 _STAGES = 4  # threshold levels tried before the last, -inf (reveal everything)
 _SAMPLE = 1024  # items that estimate the softmax mass outside the top blocks
 _MAX_BATCH = 4096  # users per batch
+_WORKERS = 2  # threads simulating batches at once (numpy releases the GIL in its array loops)
 _STREAMS = {"items": 1, "users": 2, "social": 3, "time": 4, "events": 5, "media": 6}
 
 
@@ -435,10 +438,6 @@ def _social(cfg: SyntheticConfig, truth: Mapping[str, np.ndarray]) -> tuple[np.n
 
 
 # ---------------------------------------------------------------------------------------- choices
-def _gumbel(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    return -np.log(np.maximum(rng.standard_exponential(shape), 1e-300))
-
-
 def _values(Ulo: np.ndarray, Uhi: np.ndarray, row: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, ...]:
     """Utilities at the first and last time, and their max ``V``, of (row, item) pairs (float64)."""
     flat = row * Ulo.shape[1] + item
@@ -729,23 +728,30 @@ def _events(cfg: SyntheticConfig, truth: Mapping[str, np.ndarray],
     ev_item = np.full(n_ev, -1, dtype=np.int64)
     latent = np.empty(n_ev, dtype=np.float64)
     batch = max(1, min(n_users, _MAX_BATCH, _BUDGET // n_pad))
-    buf_lo = np.empty((batch, n_pad), dtype=np.float32)
-    buf_hi = np.empty((batch, n_pad), dtype=np.float32) if S > 1 else buf_lo
-    ones = np.ones((batch, 1), dtype=np.float32)
     n_batches = -(-n_users // batch)
-    for b in range(n_batches):
+    workers = max(1, min(_WORKERS, os.cpu_count() or 1, n_batches))
+    buffers: queue.SimpleQueue[tuple[np.ndarray, np.ndarray]] = queue.SimpleQueue()
+    for _ in range(workers):
+        buf_lo = np.empty((batch, n_pad), dtype=np.float32)
+        buffers.put((buf_lo, np.empty((batch, n_pad), dtype=np.float32) if S > 1 else buf_lo))
+
+    def simulate(b: int) -> int:
+        """Choices and rating latents of batch ``b``, written to disjoint slices; returns its last user."""
         lo, hi = b * batch, min(n_users, (b + 1) * batch)
         users = np.arange(lo, hi)
-        nb_ = len(users)
-        Ulo, Uhi = buf_lo[:nb_], buf_hi[:nb_]
-        for t_end, out in ((t_lo, Ulo), (t_hi, Uhi))[: 1 + (S > 1)]:
-            pref = (P[users] + t_end[users, None] * Dr[users]).astype(np.float32)
-            np.matmul(np.concatenate([pref, ones[:nb_]], axis=1), QbT, out=out)  # (B, n_pad), float32 BLAS
-        picks = _choose(_rng(cfg.seed, "events", b), Ulo, Uhi, n_items, frac[users], seg_k[users], cfg.noise)
+        buf_lo, buf_hi = buffers.get()
+        try:
+            Ulo, Uhi = buf_lo[: len(users)], buf_hi[: len(users)]
+            for t_end, out in ((t_lo, Ulo), (t_hi, Uhi))[: 1 + (S > 1)]:
+                pref = (P[users] + t_end[users, None] * Dr[users]).astype(np.float32)
+                ones = np.ones((len(users), 1), dtype=np.float32)
+                np.matmul(np.concatenate([pref, ones], axis=1), QbT, out=out)  # (B, n_pad), float32 BLAS
+            picks = _choose(_rng(cfg.seed, "events", b), Ulo, Uhi, n_items, frac[users], seg_k[users], cfg.noise)
+        finally:
+            buffers.put((buf_lo, buf_hi))
         for s, items in enumerate(picks):
             r, c = np.nonzero(items >= 0)
-            pos = offsets[users[r]] + seg_off[users[r], s] + c
-            ev_item[pos] = items[r, c]
+            ev_item[offsets[users[r]] + seg_off[users[r], s] + c] = items[r, c]
         # rating latent: the chosen item's affinity z-score at the event's time
         e_lo, e_hi = offsets[lo], offsets[hi]
         eu, ei = ev_user[e_lo:e_hi], ev_item[e_lo:e_hi]
@@ -753,8 +759,13 @@ def _events(cfg: SyntheticConfig, truth: Mapping[str, np.ndarray],
         aff = np.einsum("ed,ed->e", p_t, Q[ei].astype(np.float64))
         sd = np.sqrt(np.maximum(np.einsum("ed,dk,ek->e", p_t, q_cov, p_t), 1e-12))
         latent[e_lo:e_hi] = (aff - p_t @ q_mean) / sd
-        if progress is not None:
-            progress(hi, total_steps)
+        return hi
+
+    # batches are independent (own random stream, disjoint outputs): threads overlap numpy's GIL-free work
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for hi in pool.map(simulate, range(n_batches)):
+            if progress is not None:
+                progress(hi, total_steps)
     if (ev_item < 0).any():  # a broken invariant, not bad input
         raise RuntimeError("synthetic: some events got no item; please report this bug")
     latent += truth["user_rating_bias"][ev_user] + cfg.rating_noise * rng.standard_normal(n_ev)
@@ -817,7 +828,8 @@ def render_images(props: np.ndarray, size: int, rng: np.random.Generator) -> np.
     Parameters
     ----------
     props
-        Positions in [0, 1] of ``IMAGE_PROPS`` (hue, brightness, shape, size, background). Shape (n, 5).
+        Positions in [0, 1] of ``IMAGE_PROPS`` (hue, brightness, shape, size, background); the
+        shape is ``SHAPES[floor(3 * position)]``. Shape (n, 5).
     size
         Image side in pixels.
     rng
@@ -934,7 +946,7 @@ class _World:
     truth: dict[str, object]
 
 
-def _build(cfg: SyntheticConfig, media_dir: Path | None, progress: Progress | None) -> _World:
+def _build(cfg: SyntheticConfig, media_dir: str | Path | None, progress: Progress | None) -> _World:
     t0 = time.perf_counter()
     truth: dict[str, np.ndarray] = {}
     truth.update(_items(cfg))
@@ -981,7 +993,7 @@ def _build(cfg: SyntheticConfig, media_dir: Path | None, progress: Progress | No
     return _World(interactions, items, users, social, kg, item_entities, schema, out_truth)
 
 
-def generate(config: SyntheticConfig | None = None, *, media_dir: Path | None = None,
+def generate(config: SyntheticConfig | None = None, *, media_dir: str | Path | None = None,
              progress: Progress | None = None) -> Dataset:
     """Generate the synthetic world as a :class:`Dataset` named ``synthetic``.
 

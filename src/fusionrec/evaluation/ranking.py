@@ -10,9 +10,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-#: Bytes of one (batch, n_items) float32 score block. Small enough that the allocator reuses it
-#: (no fresh pages per batch) and large enough for efficient matrix products.
-BATCH_BYTES = 24 * 2**20
+#: Bytes of one (batch, n_items) float32 score block, allocated once per ``recommend`` call and
+#: reused: large enough for efficient matrix products, small enough to keep memory bounded.
+BATCH_BYTES = 96 * 2**20
 
 
 def tie_noise(n_items: int, seed: int) -> np.ndarray:

@@ -91,9 +91,8 @@ class ALS(Recommender):
                 self._solver.item_factors = self.item_factors_
             return self._solver.recalculate_user(np.arange(history.shape[0]), self._weights(history).tocsr())
 
-    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        u = self._user_factors(history)  # (b, f)
-        return u @ self.item_factors_.T  # (b, n_items)
+    def _factors(self, users: np.ndarray, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, None]:
+        return self._user_factors(history), self.item_factors_, None  # (b, f), (n_items, f)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_factors": self.item_factors_, "idf": self.idf_,

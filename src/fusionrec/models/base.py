@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from safetensors.numpy import load_file, save_file
 
 from fusionrec.data.schema import Dataset
@@ -140,13 +141,15 @@ class Recommender:
         rows.data[:] = 1.0
         return rows
 
-    def score(self, users: np.ndarray, history: sp.csr_matrix | None = None) -> np.ndarray:
+    def score(self, users: np.ndarray, history: sp.csr_matrix | None = None, *,
+              out: np.ndarray | None = None) -> np.ndarray:
         """Scores of every item for each user.
 
         Parameters
         ----------
         users : (b,) dense user indices (indices >= the training range are new users).
         history : (b, n_items) binary CSR of each user's current history; defaults to training.
+        out : optional (b, n_items) float32 buffer that factor models write into (no allocation).
 
         Returns
         -------
@@ -157,7 +160,17 @@ class Recommender:
         users = np.asarray(users, dtype=np.int64)
         if history is None:
             history = self.history_for(users)
-        s = np.asarray(self._score(users, history), dtype=np.float32)
+        factors = self._factors(users, history)
+        if factors is not None:  # u @ V.T (+ bias), written into the caller's buffer when given
+            u, v, bias = factors
+            s = out if out is not None and out.shape == (len(users), v.shape[0]) else np.empty(
+                (len(users), v.shape[0]), dtype=np.float32)
+            torch.matmul(torch.from_numpy(np.ascontiguousarray(u, dtype=np.float32)),
+                         torch.from_numpy(np.asarray(v, dtype=np.float32)).T, out=torch.from_numpy(s))
+            if bias is not None:
+                s += bias
+        else:
+            s = np.asarray(self._score(users, history), dtype=np.float32)
         empty = np.diff(history.indptr) == 0
         if empty.any() and self.popularity_fallback and not self.uses_content:  # no history: popularity
             s[empty] = self.item_popularity_
@@ -167,6 +180,11 @@ class Recommender:
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         raise NotImplementedError
+
+    def _factors(self, users: np.ndarray, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """Factor models return ``(user_vectors (b, f), item_vectors (n_items, f), item_bias or None)``
+        instead of implementing ``_score``; the product is then computed into a reused buffer."""
+        return None
 
     def recommend(
         self,
@@ -193,10 +211,11 @@ class Recommender:
         bs = batch_size or batch_size_for(self.n_items_)
         out_items = np.empty((len(users), k), dtype=np.int64)
         out_scores = np.empty((len(users), k), dtype=np.float32)
+        buf = np.empty((min(bs, len(users)), self.n_items_), dtype=np.float32)
         for start in range(0, len(users), bs):
             b = users[start:start + bs]
             hist = self.history_for(b, extra_history)
-            s = self.score(b, hist)
+            s = self.score(b, hist, out=buf[: len(b)])
             items, vals = topk(s, k, exclude=hist if exclude_seen else None, candidates=candidates, noise=noise)
             out_items[start:start + len(b)] = items
             out_scores[start:start + len(b)] = vals

@@ -117,7 +117,7 @@ class BPR(Recommender):
             out[start:stop] = torch.linalg.solve(gram, rhs[start:stop, :, None])[..., 0].numpy()
         return out
 
-    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def _factors(self, users: np.ndarray, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         u = np.zeros((len(users), self.config.factors), dtype=np.float32)  # (b, f)
         known = users < self.n_users_
         same = known.copy()
@@ -128,7 +128,7 @@ class BPR(Recommender):
         if (~same).any():
             prior = np.where(known[~same, None], self.user_factors_[np.where(known, users, 0)[~same]], 0.0)
             u[~same] = self.fold_in(history[~same], prior)  # known users: shrunk towards their learned p_u
-        return u @ self.item_factors_.T + self.item_bias_  # (b, n_items)
+        return u, self.item_factors_, self.item_bias_  # scores = u @ V.T + b: (b, n_items)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_, "item_bias": self.item_bias_}

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from fusionrec.data.schema import Dataset
 from fusionrec.errors import ConfigError
@@ -42,11 +41,11 @@ class FactorModel(Recommender):
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         raise ConfigError("FactorModel is built from given factors with FactorModel.from_factors")
 
-    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def _factors(self, users: np.ndarray, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, None]:
         known = users < self.user_factors_.shape[0]
         u = np.zeros((len(users), self.item_factors_.shape[1]), dtype=np.float32)
         u[known] = self.user_factors_[users[known]]
-        return (torch.from_numpy(u) @ torch.from_numpy(self.item_factors_).T).numpy()  # (b, n_items)
+        return u, self.item_factors_, None
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}

@@ -37,7 +37,7 @@ class Popularity(Recommender):
         self._check_fitted()
         self._live = None
         if extra_history is not None and extra_history.nnz:
-            self._live = self.item_popularity_ + np.asarray(extra_history.sum(axis=0)).ravel()[: self.n_items_]
+            self._live = self.item_popularity_ + np.asarray((extra_history > 0).sum(axis=0)).ravel()[: self.n_items_]
         try:
             return super().recommend(users, k, extra_history=extra_history, **kwargs)
         finally:

@@ -58,9 +58,9 @@ class PureSVD(Recommender):
         self.singular_values_ = sigma[order].astype(np.float32)  # (k,)
         self.item_factors_ = np.ascontiguousarray(vt[order].T, dtype=np.float32)  # (n_items, k)
 
-    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def _factors(self, users: np.ndarray, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, None]:
         v = self.item_factors_
-        return np.asarray(history @ v) @ v.T  # (b, k) @ (k, n_items) -> (b, n_items)
+        return np.asarray(history @ v), v, None  # (b, k), (n_items, k): scores = X_u V V^T
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_factors": self.item_factors_, "singular_values": self.singular_values_}

@@ -1,0 +1,121 @@
+"""Base classes for torch models trained by the one :class:`~fusionrec.training.trainer.Trainer`.
+
+A torch model builds its ``nn.Module`` in :meth:`TorchRecommender.build_network`, yields batches in
+:meth:`training_batches` and returns a loss from :meth:`training_step`; fitting, early stopping,
+checkpoints and persistence (safetensors) are shared.
+
+Sequence models (:class:`SequenceRecommender`) read each user's items in time order. Events given at
+inference time (``extra_history``, whose CSR values are the events' order keys) are appended to the
+sequence, newest last, without retraining.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from fusionrec.data.schema import Dataset
+from fusionrec.models.base import Recommender, take_rows
+from fusionrec.training.trainer import TrainConfig, Trainer
+
+
+class TorchRecommender(Recommender):
+    """A Recommender whose learned state is a torch network (``network_``)."""
+
+    Config = TrainConfig
+    #: set by the caller (``fusionrec train`` sets ``<RUN>.partial``) to checkpoint and resume
+    checkpoint_dir: Path | None = None
+    #: called after every epoch with the log record (progress bars)
+    on_epoch: Any = None
+
+    # -- to implement ------------------------------------------------------------------------
+    def build_network(self) -> torch.nn.Module:
+        """The network for ``n_users_``/``n_items_`` (called by fit and by load)."""
+        raise NotImplementedError
+
+    def prepare(self, train: Dataset) -> None:
+        """Derive training arrays from ``train`` (sequences, pairs) before training."""
+
+    def steps_per_epoch(self, train: Dataset) -> int:
+        raise NotImplementedError
+
+    def training_batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def training_step(self, batch: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        torch.manual_seed(self.config.seed)
+        self.prepare(train)
+        self.network_ = self.build_network()
+        self.training_log_ = Trainer(self.checkpoint_dir, self.on_epoch).fit(self, train, valid)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {f"net.{k}": v.detach().cpu().numpy() for k, v in self.network_.state_dict().items()}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.network_ = self.build_network()
+        self.network_.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in state.items() if k.startswith("net.")})
+        self.network_.eval()
+
+
+def user_sequences(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's items in time order (ties by file order) as CSR-like ``(indptr, items)``."""
+    inter = ds.interactions
+    order = np.lexsort((np.arange(len(inter)), inter["timestamp"].to_numpy(), inter["user"].to_numpy()))
+    users = inter["user"].to_numpy()[order]
+    items = inter["item"].to_numpy()[order].astype(np.int64)
+    indptr = np.zeros(ds.n_users + 1, dtype=np.int64)
+    np.add.at(indptr, users + 1, 1)
+    return np.cumsum(indptr), items
+
+
+class SequenceRecommender(TorchRecommender):
+    """A torch model that scores from the user's most recent items (``max_len`` of them)."""
+
+    _extra: sp.csr_matrix | None = None
+
+    def fit(self, train: Dataset, valid: Dataset | None = None):  # type: ignore[override]
+        self.seq_indptr_, self.seq_items_ = user_sequences(train)
+        return super().fit(train, valid)
+
+    def recommend(self, users: Any, k: int = 10, *, extra_history: sp.csr_matrix | None = None,
+                  **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`Recommender.recommend`; ``extra_history`` events are appended to the sequences."""
+        self._extra = extra_history
+        try:
+            return super().recommend(users, k, extra_history=extra_history, **kwargs)
+        finally:
+            self._extra = None
+
+    def sequences(self, users: np.ndarray, max_len: int) -> torch.Tensor:
+        """(b, max_len) item indices + 1 (0 = padding), left-padded, newest item last."""
+        users = np.asarray(users, dtype=np.int64)
+        out = np.zeros((len(users), max_len), dtype=np.int64)
+        extra = take_rows(self._extra, users) if self._extra is not None and self._extra.shape[0] else None
+        n_train = len(self.seq_indptr_) - 1
+        for r, u in enumerate(users):
+            seq = self.seq_items_[self.seq_indptr_[u]:self.seq_indptr_[u + 1]] if u < n_train else np.empty(0, np.int64)
+            if extra is not None:
+                lo, hi = extra.indptr[r], extra.indptr[r + 1]
+                if hi > lo:
+                    add = extra.indices[lo:hi][np.argsort(extra.data[lo:hi], kind="stable")]
+                    seq = np.concatenate([seq, add])
+            seq = seq[-max_len:]
+            if len(seq):
+                out[r, -len(seq):] = seq + 1
+        return torch.from_numpy(out)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {**super()._state(), "seq_indptr": self.seq_indptr_, "seq_items": self.seq_items_}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.seq_indptr_, self.seq_items_ = state["seq_indptr"], state["seq_items"]
+        super()._load_state(state)
