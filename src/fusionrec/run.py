@@ -17,9 +17,6 @@ leaves a half-written run and never damages the previous one.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from fusionrec import __version__
+from fusionrec.atomic import atomic_write_dir, atomic_write_text
 from fusionrec.data.idmap import IdMap
 from fusionrec.data.schema import Dataset
 from fusionrec.errors import DataError
@@ -47,40 +45,6 @@ def to_toml(d: dict[str, Any]) -> str:
         else:
             lines.append(f"{k} = {json.dumps(str(v))}")
     return "\n".join(lines) + "\n"
-
-
-def atomic_write_dir(target: Path, fill: Any) -> Path:
-    """Create directory ``target`` by calling ``fill(tmpdir)`` and renaming it into place."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        fill(tmp)
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{os.getpid()}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_ids(path: Path) -> IdMap:

@@ -21,14 +21,13 @@ import csv
 import json
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fusionrec.atomic import atomic_write_dir
 from fusionrec.data.schema import COLUMN_KINDS, Dataset
 from fusionrec.errors import DataError
 
@@ -265,9 +264,8 @@ def write_directory(ds: Dataset, out: str | Path, *, overwrite: bool = False) ->
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists; pass overwrite=True or choose another directory.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+
+    def fill(tmp: Path) -> None:
         inter = ds.interactions
         df = pd.DataFrame({"user": ds.user_ids.raw(inter["user"].to_numpy()),
                            "item": ds.item_ids.raw(inter["item"].to_numpy())})
@@ -293,16 +291,8 @@ def write_directory(ds: Dataset, out: str | Path, *, overwrite: bool = False) ->
         schema = {"items": dict(ds.item_schema) if ds.items is not None else {},
                   "users": dict(ds.user_schema) if ds.users is not None else {}}
         (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_write_dir(out, fill)
     log.info("wrote %r to %s", ds.name, out)
     return out
 

@@ -62,7 +62,6 @@ import logging
 import math
 import os
 import queue
-import shutil
 import struct
 import tempfile
 import time
@@ -78,6 +77,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from fusionrec.atomic import atomic_write_dir
 from fusionrec.data.schema import Dataset
 from fusionrec.errors import ConfigError, DataError
 
@@ -1074,9 +1074,8 @@ def write(config: SyntheticConfig | None, out: str | Path, *, overwrite: bool = 
     if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
         raise DataError(f"{out} already exists and is not empty; pass overwrite=True or choose another directory.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+
+    def fill(tmp: Path) -> None:
         w = _build(cfg, tmp, progress)
         if cfg.media:
             for col in ("image", "audio"):
@@ -1090,16 +1089,8 @@ def write(config: SyntheticConfig | None, out: str | Path, *, overwrite: bool = 
         arrays = {k: v for k, v in w.truth.items() if isinstance(v, np.ndarray)}
         np.savez(tmp / "truth.npz", **arrays)  # type: ignore[arg-type]
         (tmp / "truth.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_write_dir(out, fill)
     log.info("wrote synthetic world to %s", out)
     return out
 
