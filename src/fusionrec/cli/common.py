@@ -89,7 +89,8 @@ def step(description: str) -> Iterator[None]:
 def metrics_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
     t = Table(title=title, show_lines=False)
     for c in columns:
-        t.add_column(c, justify="left" if c in ("model", "metric", "dataset") else "right")
+        numeric = all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows)
+        t.add_column(c, justify="right" if numeric else "left")
     for r in rows:
         t.add_row(*[_fmt(r.get(c)) for c in columns])
     return t

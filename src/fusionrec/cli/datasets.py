@@ -68,13 +68,14 @@ def synth(
     items: Annotated[int, typer.Option("--items", min=1)] = 300,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     media: Annotated[bool, typer.Option("--media/--no-media", help="Write item images and audio clips.")] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing directory.")] = False,
 ) -> None:
     """Write a synthetic multimodal world as a dataset directory (generic format)."""
     from fusionrec.data import synthetic
 
     cfg = synthetic.SyntheticConfig(n_users=users, n_items=items, seed=seed, media=media)
     with progress_bar("generating", total=None) as _:
-        path = synthetic.write(cfg, out_dir)
+        path = synthetic.write(cfg, out_dir, overwrite=overwrite)
     console.print(f"[green]✓[/] wrote {path}", highlight=False)
 
 
