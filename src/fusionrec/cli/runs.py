@@ -123,6 +123,8 @@ def evaluate(
     candidates: Annotated[Path | None, typer.Option("--candidates", help="One item id a line: rank only these.")] = None,
 ) -> None:
     """Full-ranking metrics of a run on a test file: a table, then one JSON object."""
+    import pandas as pd
+
     from fusionrec.data.schema import Dataset
     from fusionrec.evaluation import evaluate_ratings, score_recommendations
     from fusionrec.run import Run
@@ -137,7 +139,9 @@ def evaluate(
     extra = run.history_matrix(_load_events(history), source=str(history))
     cand = run.candidate_mask(read_id_list(candidates, "item") if candidates is not None else None)
     run.extend_users(test_raw["user"])
-    test = Dataset(interactions=_indexed(run, test_raw, str(test_file)), user_ids=run.user_ids, item_ids=run.item_ids)
+    empty = pd.DataFrame({"user": [], "item": [], "timestamp": []})
+    test = Dataset(empty, run.user_ids, run.item_ids)
+    test = test.with_interactions(test.interactions_from_raw(test_raw, source=str(test_file)))
     users = np.unique(test.interactions["user"].to_numpy())
     with progress_bar("ranking", total=len(users)) as advance:
         recs, _ = run.model.recommend(users, ks[-1], extra_history=extra, candidates=cand, progress=advance)
@@ -150,15 +154,3 @@ def evaluate(
     out.print(metrics_table(f"{run.info.get('model')} on {test_file.name}", rows, ["metric", "value"]))
     print_json({name: round(v, 6) if isinstance(v, float) else v for name, v in metrics.items()})
 
-
-def _indexed(run, raw, source):  # type: ignore[no-untyped-def]
-    import pandas as pd
-
-    df = pd.DataFrame({
-        "user": run.user_ids.index(raw["user"], what="user", source=source),
-        "item": run.item_ids.index(raw["item"], what="item", source=source),
-        "timestamp": raw["timestamp"].to_numpy(np.int64) if "timestamp" in raw.columns else 0,
-    })
-    if "rating" in raw.columns:
-        df["rating"] = pd.to_numeric(raw["rating"]).to_numpy(np.float32)
-    return df
