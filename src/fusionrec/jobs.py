@@ -98,9 +98,11 @@ def tune(
     *,
     metric: str = "NDCG@10",
     on_trial: Callable[[dict[str, Any], float], None] | None = None,
+    setup: Callable[[Recommender, int], None] | None = None,
 ) -> tuple[Recommender, list[dict[str, Any]]]:
     """Grid search over the model's ``search_space`` (minus the ``fixed`` settings) on ``valid``.
 
+    ``setup(model, trial_index)`` is called on each model before it is fitted (checkpoint folders).
     Returns the best fitted model and every trial (settings, metric, seconds).
     """
     from itertools import product
@@ -112,9 +114,11 @@ def tune(
     for values in product(*(space[k] for k in keys)) if keys else [()]:
         settings = {**fixed, **dict(zip(keys, values, strict=True))}
         model = build_model(name, settings)
+        if setup is not None:
+            setup(model, len(trials))
         with Stopwatch() as t:
             model.fit(train, valid)
-        score = evaluate(model, valid, (10,)).metrics[metric] if keys else float("nan")
+        score = evaluate(model, valid, (10,), distributed=True).metrics[metric] if keys else float("nan")
         trials.append({"settings": dict(zip(keys, values, strict=True)), metric: score, "seconds": round(t.seconds, 3)})
         if on_trial is not None and keys:
             on_trial(trials[-1]["settings"], score)
@@ -133,17 +137,33 @@ def train_run(
     valid_ks: tuple[int, ...] = (10, 20),
     tune_settings: dict[str, Any] | None = None,
     on_trial: Callable[[dict[str, Any], float], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> Run:
     """Fit ``model`` on ``train``; score ``valid`` when given; return the Run (not yet saved).
 
     With ``tune_settings`` (the user's fixed settings) and a ``valid`` set, the settings the user did
     not fix are chosen by grid search on ``valid`` (:func:`tune`) and the best model is kept.
+
+    Torch models checkpoint every epoch into ``checkpoint_dir`` (tuning trials into ``trial-N`` inside
+    it) and resume from it after a kill; ``on_epoch`` receives each epoch's log record. Under
+    torch.distributed every rank calls this; validation is shared between the ranks.
     """
+    from fusionrec.models.torch_base import TorchRecommender
+
+    def setup(m: Recommender, trial: int | None = None) -> None:
+        if isinstance(m, TorchRecommender):
+            ck = Path(checkpoint_dir) if checkpoint_dir is not None else None
+            m.checkpoint_dir = ck / f"trial-{trial}" if ck is not None and trial is not None else ck
+            m.on_epoch = on_epoch
+
     trials = None
+    open_settings = [k for k in getattr(model, "search_space", {}) if k not in (tune_settings or {})]
     with Stopwatch() as t:
-        if tune_settings is not None and valid is not None and valid.n_interactions:
-            model, trials = tune(model.name, tune_settings, train, valid, on_trial=on_trial)
+        if tune_settings is not None and valid is not None and valid.n_interactions and open_settings:
+            model, trials = tune(model.name, tune_settings, train, valid, on_trial=on_trial, setup=setup)
         else:
+            setup(model)
             model.fit(train, valid)
     meta = {
         "dataset": train.name,
@@ -160,9 +180,9 @@ def train_run(
         meta["config"] = dataclasses.asdict(model.config)
     metrics = None
     if valid is not None and valid.n_interactions:
-        metrics = evaluate(model, valid, valid_ks).metrics
+        metrics = evaluate(model, valid, valid_ks, distributed=True).metrics
         if hasattr(model, "predict") and "rating" in valid.interactions.columns:
-            metrics.update(evaluate_ratings(model, valid))
+            metrics.update(evaluate_ratings(model, valid, distributed=True))
     return Run(model, train.user_ids, train.item_ids, meta, metrics)
 
 

@@ -79,6 +79,34 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
 
 
 @contextmanager
+def epoch_bar(description: str, epochs: int, metric: str) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A progress bar over training epochs showing the loss and the validation metric.
+
+    Yields the ``on_epoch(record)`` callback the trainer calls after each epoch. Without a terminal
+    (a log file), each epoch is also printed as one line.
+    """
+    with Progress(SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+                  console=console, transient=False) as prog:
+        task = prog.add_task(description, total=epochs, stats="")
+
+        def on_epoch(rec: dict[str, Any]) -> None:
+            stats = f"loss {rec['loss']:.4f}"
+            if metric in rec.get("valid", {}):
+                stats += f"  valid {metric} {rec['valid'][metric]:.4f}"
+            if rec.get("early_stop"):
+                stats += "  (early stop)"
+            prog.update(task, completed=rec["epoch"], stats=stats)
+            if "resumed_from" in rec:
+                console.print(f"resumed after epoch {rec['resumed_from']} (checkpoint)", highlight=False)
+            if not console.is_terminal:
+                console.print(f"epoch {rec['epoch']}/{epochs}: {stats}", highlight=False)
+
+        yield on_epoch
+    console.print(f"[green]✓[/] {description}", highlight=False)
+
+
+@contextmanager
 def step(description: str) -> Iterator[None]:
     """A spinner for a step without a known length (training a closed-form model, loading)."""
     with console.status(description):

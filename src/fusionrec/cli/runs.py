@@ -10,6 +10,7 @@ import typer
 
 from fusionrec.cli.common import (
     console,
+    epoch_bar,
     friendly_errors,
     metrics_table,
     out,
@@ -26,7 +27,7 @@ DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder holding
 @friendly_errors
 def train(
     dataset: Annotated[str, typer.Option("--dataset", help="Catalog name, 'synthetic', or a dataset directory.")],
-    model: Annotated[str, typer.Option("--model", help="pop, itemknn, ease, puresvd, als, bpr, mf.")],
+    model: Annotated[str, typer.Option("--model", help="pop, itemknn, ease, puresvd, als, bpr, mf, ratingformer, ...")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write.")],
     data_dir: DataDir = None,
     train_file: Annotated[Path | None, typer.Option("--train-file", help="Pre-split training interactions.")] = None,
@@ -37,13 +38,63 @@ def train(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
     tune: Annotated[bool, typer.Option("--tune/--no-tune", help="With a valid set: grid-search the settings not fixed by --config/--set.")] = True,
 ) -> None:
-    """Train a model and save the run (weights, id maps, config, validation metrics)."""
-    from fusionrec.data import catalog
-    from fusionrec.data import splits as S
-    from fusionrec.jobs import build_model, make_split, model_settings, train_run
+    """Train a model and save the run (weights, id maps, config, validation metrics).
+
+    Torch models checkpoint every epoch into OUT.partial/; after a kill, the same command resumes from
+    the last complete epoch. Under torchrun (``torchrun --nproc-per-node 2 -m fusionrec train ...``)
+    the ranks train one model data-parallel and rank 0 writes the run.
+    """
+    from fusionrec.jobs import build_model, model_settings
+    from fusionrec.models.torch_base import TorchRecommender
 
     settings = model_settings(model, config, set_ or [])
     rec = build_model(model, settings)  # fail on a bad model/config before loading data
+    rank, started = _start_distributed(rec)
+    quiet = console.quiet, out.quiet
+    console.quiet = out.quiet = quiet[0] or rank != 0  # one rank talks
+    try:
+        _train(rec, isinstance(rec, TorchRecommender), rank, dataset, model, out_dir, data_dir, train_file,
+               valid_file, settings, split, seed, tune)
+    finally:
+        console.quiet, out.quiet = quiet
+        if started:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _start_distributed(rec: object) -> tuple[int, bool]:
+    """Join the torchrun process group when launched by torchrun; returns ``(rank, started_here)``.
+
+    gloo on the CPU, NCCL when the model trains on CUDA (one GPU per local rank).
+    """
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+        return 0, False
+    if dist.is_initialized():
+        return dist.get_rank(), False
+    device = getattr(getattr(rec, "config", None), "device", "cpu")
+    gpu = device != "cpu" and torch.cuda.is_available()
+    if gpu:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if gpu else "gloo")
+    return dist.get_rank(), True
+
+
+def _train(rec, is_torch, rank, dataset, model, out_dir, data_dir, train_file, valid_file, settings, split, seed,  # type: ignore[no-untyped-def]
+           tune) -> None:
+    import shutil
+
+    from fusionrec.data import catalog
+    from fusionrec.data import splits as S
+    from fusionrec.jobs import make_split, train_run
+    from fusionrec.training.trainer import LOG_FILE
+
+    main = rank == 0
     with step(f"loading {dataset}"):
         data = catalog.load(dataset, data_dir)
     if train_file is not None:
@@ -55,23 +106,42 @@ def train(
         if valid_file is not None:
             vs = S.from_files(data, valid_file)
             parts.valid = vs.train
+
     def on_trial(trial: dict[str, object], score: float) -> None:
         console.print(f"  tuning {model} {trial}: valid NDCG@10 {score:.4f}", highlight=False)
 
-    with step(f"training {model} on {parts.train.n_interactions:,} interactions"):
-        run = train_run(rec, parts.train, parts.valid, info={
-            "dataset": dataset, "data_dir": str(data_dir) if data_dir else None, "split": split_name,
+    partial = out_dir.parent / f"{out_dir.name}.partial"
+    info = {"dataset": dataset, "data_dir": str(data_dir) if data_dir else None, "split": split_name,
             "train_file": str(train_file) if train_file else None,
-            "valid_file": str(valid_file) if valid_file else None, "settings": settings},
-            tune_settings=settings if tune else None, on_trial=on_trial)
-    path = run.save(out_dir)
-    if train_file is None and split != "none":
-        S.write_split(parts, path / "split")
-        console.print(f"split files in {path / 'split'}", highlight=False)
-    console.print(f"[green]✓[/] run saved to {path} ({run.info['train_seconds']:.2f} s)", highlight=False)
-    if run.metrics:
-        rows = [{"metric": k, "value": v} for k, v in run.metrics.items()]
-        out.print(metrics_table("validation", rows, ["metric", "value"]))
+            "valid_file": str(valid_file) if valid_file else None, "settings": settings}
+    kwargs = {"info": info, "tune_settings": settings if tune else None, "on_trial": on_trial}
+    what = f"training {model} on {parts.train.n_interactions:,} interactions"
+    if is_torch:
+        with epoch_bar(what, rec.config.epochs, rec.valid_metric) as on_epoch:
+            run = train_run(rec, parts.train, parts.valid, checkpoint_dir=partial, on_epoch=on_epoch, **kwargs)
+    else:
+        with step(what):
+            run = train_run(rec, parts.train, parts.valid, **kwargs)
+    if main:
+        path = run.save(out_dir)
+        if (partial / LOG_FILE).exists():
+            shutil.copyfile(partial / LOG_FILE, path / LOG_FILE)
+        shutil.rmtree(partial, ignore_errors=True)
+        if train_file is None and split != "none":
+            S.write_split(parts, path / "split")
+            console.print(f"split files in {path / 'split'}", highlight=False)
+        console.print(f"[green]✓[/] run saved to {path} ({run.info['train_seconds']:.2f} s)", highlight=False)
+        if run.metrics:
+            rows = [{"metric": k, "value": v} for k, v in run.metrics.items()]
+            out.print(metrics_table("validation", rows, ["metric", "value"]))
+    _barrier()
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _load_events(path: Path | None):  # type: ignore[no-untyped-def]

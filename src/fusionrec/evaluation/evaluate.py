@@ -1,6 +1,11 @@
 """Full-ranking evaluation: every test user is ranked against the whole catalogue.
 
 This is the one place metrics are computed; the CLI, the benchmarks and cross-validation call it.
+
+Under ``torch.distributed`` (``distributed=True`` with an initialised process group), each rank ranks
+every ``world``-th test user, the top-K lists are all-gathered, and every rank scores the union: each
+user is counted exactly once and the metrics equal the single-process ones (gathering the lists rather
+than per-user means keeps set metrics such as coverage exact too).
 """
 
 from __future__ import annotations
@@ -106,6 +111,33 @@ def score_recommendations(
     return EvalResult(out, per_user, test_users, full)
 
 
+def dist_rank_world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the initialised torch.distributed group, else ``(0, 1)``."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_gather(obj: object, world: int) -> list:
+    import torch.distributed as dist
+
+    parts: list = [None] * world
+    dist.all_gather_object(parts, obj)
+    return parts
+
+
+def merge_shards(parts: Sequence[tuple[np.ndarray, np.ndarray]], expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate every rank's ``(keys, values)``; each key of ``expected`` must come exactly once."""
+    keys = np.concatenate([np.asarray(k, dtype=np.int64) for k, _ in parts])
+    values = np.concatenate([np.asarray(v) for _, v in parts])
+    if len(keys) != len(expected) or not np.array_equal(np.sort(keys), np.sort(np.asarray(expected, np.int64))):
+        raise RuntimeError(f"distributed evaluation covered {len(np.unique(keys))} distinct of {len(expected)} "
+                           f"expected keys with {len(keys)} results; every rank must evaluate the same test set")
+    return keys, values
+
+
 def evaluate(
     model: Recommender,
     test: Dataset,
@@ -114,30 +146,49 @@ def evaluate(
     extra_history: sp.csr_matrix | None = None,
     candidates: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
+    distributed: bool = False,
 ) -> EvalResult:
     """Recommend for every user of ``test`` (full ranking, seen items excluded) and score the lists.
 
     ``extra_history`` (n_users, n_items) adds events the model may use at inference time (e.g. the
-    validation item in leave-one-out) and excludes them from the lists.
+    validation item in leave-one-out) and excludes them from the lists. With ``distributed`` and an
+    initialised torch.distributed group, every rank must call this; each ranks its share of the users
+    and all get the same result (see the module docstring).
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] <= 0:
         raise ConfigError(f"K must be positive integers, got {list(ks)}")
     users = np.unique(test.interactions["user"].to_numpy())
-    recs, _ = model.recommend(users, ks[-1], extra_history=extra_history, candidates=candidates,
-                              progress=progress)
+    rank, world = dist_rank_world() if distributed else (0, 1)
+    mine = users[rank::world]
+    if len(mine):
+        recs, _ = model.recommend(mine, ks[-1], extra_history=extra_history, candidates=candidates,
+                                  progress=progress)
+    else:
+        recs = np.full((0, ks[-1]), -1, dtype=np.int64)
+    if world > 1:
+        users, recs = merge_shards(_all_gather((mine, recs), world), users)
     return score_recommendations(recs, users, test, ks, seen=model.train_matrix_,
                                  popularity=model.item_popularity_, n_pop_users=model.n_users_)
 
 
-def evaluate_ratings(model: Recommender, test: Dataset) -> dict[str, float]:
-    """RMSE and MAE of a rating model's predictions on ``test``'s (user, item, rating) rows."""
+def evaluate_ratings(model: Recommender, test: Dataset, *, distributed: bool = False) -> dict[str, float]:
+    """RMSE and MAE of a rating model's predictions on ``test``'s (user, item, rating) rows.
+
+    With ``distributed`` (and an initialised torch.distributed group) each rank predicts every
+    ``world``-th row and the predictions are all-gathered, so every row counts once.
+    """
     if "rating" not in test.interactions.columns:
         raise ConfigError("rating evaluation needs a 'rating' column in the test interactions")
     predict = getattr(model, "predict", None)
     if predict is None:
         raise ConfigError(f"model {model.name!r} does not predict ratings; use an explicit model such as 'mf'")
     inter = test.interactions
-    pred = predict(inter["user"].to_numpy(), inter["item"].to_numpy())
+    rank, world = dist_rank_world() if distributed else (0, 1)
+    rows = np.arange(len(inter))[rank::world]
+    pred = np.asarray(predict(inter["user"].to_numpy()[rows], inter["item"].to_numpy()[rows]), dtype=np.float64)
+    if world > 1:
+        rows, pred = merge_shards(_all_gather((rows, pred), world), np.arange(len(inter)))
+        pred = pred[np.argsort(rows)]
     true = inter["rating"].to_numpy()
     return {"RMSE": M.rmse(pred, true), "MAE": M.mae(pred, true), "ratings": float(len(true))}

@@ -20,6 +20,11 @@ MODELS: dict[str, str] = {
     "als": "fusionrec.models.als:ALS",
     "bpr": "fusionrec.models.bpr:BPR",
     "mf": "fusionrec.models.mf:BiasedMF",
+    "ncf": "fusionrec.models.ncf:NCF",
+    "sasrec": "fusionrec.models.sasrec:SASRec",
+    "gru4rec": "fusionrec.models.gru4rec:GRU4Rec",
+    "caser": "fusionrec.models.caser:Caser",
+    "ratingformer": "fusionrec.models.rating_transformer:RatingFormer",
 }
 
 #: models that exist but are not trained by name (built from given factors)

@@ -1,10 +1,27 @@
 """SASRec: self-attentive sequential recommendation (Kang & McAuley, ICDM 2018).
 
-A causal Transformer encoder over the user's item sequence (learned positions, pre-LayerNorm,
-dropout). Training runs each whole sequence once with a causal mask and predicts the next item at
-every position (the same loss as training on every prefix, at a fraction of the work), with a
-full-softmax cross-entropy over all items by default, or sampled softmax (in-batch + uniform
-negatives) for large catalogues. Item embeddings are shared between input and output.
+A causal Transformer encoder over the user's item sequence: item embeddings (shared between input
+and output) plus learned positions counted from the newest item, pre-LayerNorm blocks of multi-head
+self-attention and a GELU feed-forward layer, dropout. The score of item ``i`` after a sequence is
+the final hidden state at its newest position dotted with ``i``'s embedding.
+
+Training runs each window of up to ``max_len + 1`` events once with a causal mask and predicts the
+next item at every position (:mod:`fusionrec.models.next_item`): the same loss as training on every
+prefix (as RecBole does), at a fraction of the work. The loss is a full-softmax cross-entropy over
+all items (``loss="ce"``, the choice of Petrov & Macdonald, RecSys 2023, over the paper's one
+sampled negative), or a sampled softmax (``loss="sampled"``) for large catalogues.
+
+Events given at inference (``extra_history``) are appended to the sequence, newest last.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from fusionrec.data.schema import Dataset
+>>> df = pd.DataFrame({"user": [0, 0, 0, 1, 1, 1], "item": ["a", "b", "c", "a", "b", "c"],
+...                    "timestamp": [1, 2, 3, 1, 2, 3]})
+>>> m = SASRec(SASRecConfig(hidden=8, heads=1, max_len=4, epochs=2)).fit(Dataset.from_frames(df))
+>>> m.score([0]).shape
+(1, 3)
 """
 
 from __future__ import annotations
@@ -19,6 +36,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from fusionrec.data.schema import Dataset
+from fusionrec.models.next_item import (
+    WindowBatches,
+    right_align,
+    sampled_softmax_ce,
+    scoring_sequences,
+    window_ce,
+)
 from fusionrec.models.torch_base import SequenceRecommender
 from fusionrec.training.trainer import TrainConfig
 
@@ -28,27 +52,60 @@ class SASRecConfig(TrainConfig):
     hidden: int = 64
     layers: int = 2
     heads: int = 2
-    max_len: int = 50
-    dropout: float = 0.2
+    inner: int = 256  # feed-forward width
+    max_len: int = 200  # newest events read per user
+    dropout: float = 0.5  # on embeddings and on each block's outputs
+    attn_dropout: float = 0.0  # on attention weights (costly on CPU: (B, heads, L, L) random draws)
     loss: str = "ce"  # "ce" (full softmax) or "sampled" (in-batch + uniform negatives)
     negatives: int = 256  # uniform negatives per batch for loss="sampled"
+    label_smoothing: float = 0.0  # loss="ce" only
+    targets: int = 1  # loss="ce": the next `targets` items are each a target of a position
+    positions: str = "start"  # "start": counted from the window's first item; "end": from the newest
+    exclude_seen: bool = True  # loss="ce": leave the items seen earlier in the window out of the softmax
     epochs: int = 200
-    batch_size: int = 128
+    batch_size: int = 128  # windows per step
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 10
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("hidden", "layers", "heads", "max_len", "negatives"):
+        for name in ("hidden", "layers", "heads", "inner", "max_len", "negatives", "targets"):
             if getattr(self, name) < 1:
-                raise ValueError(f"SASRecConfig.{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"{type(self).__name__}.{name} must be >= 1, got {getattr(self, name)}")
         if self.hidden % self.heads:
-            raise ValueError(f"SASRecConfig.hidden ({self.hidden}) must be divisible by heads ({self.heads})")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"SASRecConfig.dropout must be in [0, 1), got {self.dropout}")
+            raise ValueError(f"{type(self).__name__}.hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        for name in ("dropout", "attn_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{type(self).__name__}.{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"{type(self).__name__}.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.positions not in ("start", "end"):
+            raise ValueError(f"{type(self).__name__}.positions must be 'start' or 'end', got {self.positions!r}")
         if self.loss not in ("ce", "sampled"):
-            raise ValueError(f"SASRecConfig.loss must be 'ce' or 'sampled', got {self.loss!r}")
+            raise ValueError(f"{type(self).__name__}.loss must be 'ce' or 'sampled', got {self.loss!r}")
+
+
+class Block(nn.Module):
+    """Pre-LN Transformer block: ``x + attn(ln(x))``, then ``x + ffn(ln(x))``."""
+
+    def __init__(self, hidden: int, heads: int, inner: int, dropout: float, attn_dropout: float) -> None:
+        super().__init__()
+        self.heads, self.p = heads, attn_dropout
+        self.ln1, self.ln2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
+        self.ff1, self.ff2 = nn.Linear(hidden, inner), nn.Linear(inner, hidden)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """x (B, L, H); mask (B, 1, L, L) bool, True where a query may attend to a key; None = causal."""
+        b, length, h = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, length, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,  # (B, heads, L, H / heads)
+                                           dropout_p=self.p if self.training else 0.0)
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, length, h)))
+        return x + self.drop(self.ff2(F.gelu(self.ff1(self.ln2(x)))))
 
 
 class SASRecNet(nn.Module):
@@ -56,39 +113,49 @@ class SASRecNet(nn.Module):
         super().__init__()
         self.item = nn.Embedding(n_items + 1, cfg.hidden, padding_idx=0)  # 0 = padding
         self.pos = nn.Embedding(cfg.max_len, cfg.hidden)
+        self.from_start = cfg.positions == "start"
         self.drop = nn.Dropout(cfg.dropout)
-        layer = nn.TransformerEncoderLayer(cfg.hidden, cfg.heads, dim_feedforward=cfg.hidden, dropout=cfg.dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.blocks = nn.ModuleList(Block(cfg.hidden, cfg.heads, cfg.inner, cfg.dropout, cfg.attn_dropout) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.hidden)
-        nn.init.normal_(self.item.weight, std=0.02)
-        nn.init.normal_(self.pos.weight, std=0.02)
-        with torch.no_grad():
-            self.item.weight[0].zero_()
-        mask = torch.triu(torch.full((cfg.max_len, cfg.max_len), float("-inf")), diagonal=1)
-        self.register_buffer("causal", mask, persistent=False)
-        self.heads = cfg.heads
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            with torch.no_grad():
+                m.weight[m.padding_idx].zero_()
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
-        """seq (B, L) item ids + 1, left-padded -> hidden states (B, L, H)."""
-        b, length = seq.shape
+        """seq (B, L) item indices + 1, L <= max_len -> hidden states (B, L, H).
+
+        positions="start": right-padded rows, position p = the p-th item of the window; a causal
+        mask alone keeps real items from seeing padding. positions="end": left-padded rows, the
+        newest item at position max_len - 1; padding is masked out of attention.
+        """
+        length = seq.shape[1]
         pad = seq == 0  # (B, L)
-        x = self.item(seq) * (self.item.embedding_dim**0.5) + self.pos.weight[-length:]  # (B, L, H)
+        pos = self.pos.weight[:length] if self.from_start else self.pos.weight[-length:]  # (L, H)
+        x = self.item(seq) * self.item.embedding_dim**0.5 + pos  # (B, L, H)
         x = self.drop(x) * ~pad.unsqueeze(-1)
-        # causal, and never attend to padding (except a padded query to itself, so no row is empty)
-        eye = torch.eye(length, dtype=torch.bool)
-        mask = self.causal[-length:, -length:].expand(b, length, length)
-        mask = mask.masked_fill(pad.unsqueeze(1) & ~eye, float("-inf"))  # (B, L, L)
-        mask = mask.repeat_interleave(self.heads, dim=0)  # (B * heads, L, L)
-        h = self.encoder(x, mask=mask)
-        return self.norm(h)
+        mask = None  # causal
+        if not self.from_start:  # causal, never to padding (a padded query sees itself: no empty row)
+            causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).tril()  # (L, L)
+            eye = torch.eye(length, dtype=torch.bool, device=seq.device)
+            mask = (causal & ~pad[:, None, :] | eye).unsqueeze(1)  # (B, 1, L, L)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.norm(x)
 
     def item_matrix(self) -> torch.Tensor:
         return self.item.weight[1:]  # (n_items, H)
 
 
 class SASRec(SequenceRecommender):
-    """Causal self-attention over the user's item sequence; score = last hidden state · item embedding."""
+    """Causal self-attention over the user's item sequence; score = last hidden state . item embedding."""
 
     name = "sasrec"
     Config = SASRecConfig
@@ -97,52 +164,33 @@ class SASRec(SequenceRecommender):
         return SASRecNet(self.n_items_, self.config)
 
     def prepare(self, train: Dataset) -> None:
-        # every training sequence is cut, from its end, into windows of max_len + 1 items that
-        # overlap by one, so each event is a target exactly once per epoch
-        length = self.config.max_len
-        ends = []
-        for u, n in enumerate(np.diff(self.seq_indptr_)):
-            ends += [(u, e) for e in range(int(n), 1, -length)]
-        self.windows_ = np.asarray(ends, dtype=np.int64).reshape(-1, 2)  # (n_windows, 2): user, end
+        self.windows_ = WindowBatches(self.seq_indptr_, self.seq_items_, self.config.max_len)
 
     def steps_per_epoch(self, train: Dataset) -> int:
-        return int(np.ceil(len(self.windows_) / self.config.batch_size))
-
-    def _batch(self, windows: np.ndarray) -> torch.Tensor:
-        """(B, L+1) item ids + 1, left-padded: each window's items."""
-        length = self.config.max_len + 1
-        out = np.zeros((len(windows), length), dtype=np.int64)
-        for r, (u, end) in enumerate(windows):
-            start = self.seq_indptr_[u]
-            seq = self.seq_items_[start + max(0, end - length):start + end]
-            out[r, -len(seq):] = seq + 1
-        return torch.from_numpy(out)
+        return self.windows_.steps(self.config.batch_size)
 
     def training_batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[torch.Tensor]:
-        order = rng.permutation(len(self.windows_))
-        for s in range(0, len(order), self.config.batch_size):
-            yield self._batch(self.windows_[order[s:s + self.config.batch_size]])
+        align = "right" if self.config.positions == "start" else "left"
+        return self.windows_.batches(self.config.batch_size, rng, align)  # (B, W <= max_len + 1)
 
     def training_step(self, batch: torch.Tensor) -> torch.Tensor:
-        inp, target = batch[:, :-1], batch[:, 1:]  # predict the next item at every position
-        h = self.network_(inp)  # (B, L, H)
-        valid = (target > 0) & (inp > 0)
-        h, target = h[valid], target[valid] - 1  # (N, H), (N,)
+        c = self.config
+        h = self.network_(batch[:, :-1])  # (B, W - 1, H): predict what follows every position
         items = self.network_.item_matrix()  # (n_items, H)
-        if self.config.loss == "ce":
-            return F.cross_entropy(h @ items.T, target)  # full softmax over all items
-        # sampled softmax: the batch's targets + uniform negatives, logQ-free (uniform sampling)
-        neg = torch.randint(0, self.n_items_, (self.config.negatives,))
-        cand = torch.cat([target, neg])
-        logits = h @ items[cand].T  # (N, N + negatives)
-        same = target.unsqueeze(1) == cand.unsqueeze(0)
-        same.fill_diagonal_(False)
-        logits = logits.masked_fill(same, float("-inf"))  # an item is never its own negative
-        return F.cross_entropy(logits, torch.arange(len(target)))
+        if c.loss == "ce":
+            return window_ce(h, batch, items, targets=c.targets, exclude_seen=c.exclude_seen,
+                             smoothing=c.label_smoothing)
+        target = batch[:, 1:]
+        keep = (target > 0) & (batch[:, :-1] > 0)
+        return sampled_softmax_ce(h[keep], items, target[keep] - 1, c.negatives, self.n_items_)
 
     @torch.no_grad()
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         self.network_.eval()
-        seq = self.sequences(users, self.config.max_len)  # (b, L)
-        h = self.network_(seq)[:, -1]  # (b, H): the state after the newest item
+        seq = scoring_sequences(self, users, history, self.config.max_len)  # (b, L), left-padded
+        if self.config.positions == "start":
+            seq, n = right_align(seq)  # (b, L), (b,)
+            h = self.network_(seq)[torch.arange(len(n)), (n - 1).clamp(min=0)]  # (b, H): after the newest item
+        else:
+            h = self.network_(seq)[:, -1]  # (b, H): the state after the newest item
         return (h @ self.network_.item_matrix().T).numpy()  # (b, n_items)

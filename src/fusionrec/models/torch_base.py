@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,7 +21,7 @@ import torch
 
 from fusionrec.data.schema import Dataset
 from fusionrec.models.base import Recommender, take_rows
-from fusionrec.training.trainer import TrainConfig, Trainer
+from fusionrec.training.trainer import TrainConfig, Trainer, shard_rows
 
 
 class TorchRecommender(Recommender):
@@ -32,6 +32,9 @@ class TorchRecommender(Recommender):
     checkpoint_dir: Path | None = None
     #: called after every epoch with the log record (progress bars)
     on_epoch: Any = None
+    #: the validation metric that early stopping and the best-epoch choice follow, and its direction
+    valid_metric: ClassVar[str] = "NDCG@10"
+    valid_higher_is_better: ClassVar[bool] = True
 
     # -- to implement ------------------------------------------------------------------------
     def build_network(self) -> torch.nn.Module:
@@ -49,6 +52,20 @@ class TorchRecommender(Recommender):
 
     def training_step(self, batch: Any) -> torch.Tensor:
         raise NotImplementedError
+
+    def shard_batch(self, batch: Any, rank: int, world: int) -> Any:
+        """This rank's part of ``batch`` under data-parallel training (default: a slice of its rows)."""
+        return shard_rows(batch, rank, world)
+
+    def validation_metric(self, valid: Dataset) -> float:
+        """:attr:`valid_metric` on ``valid`` (every rank takes part when torch.distributed is initialised)."""
+        from fusionrec.evaluation.evaluate import evaluate, evaluate_ratings
+        from fusionrec.evaluation.metrics import parse_metric
+
+        if self.valid_metric in ("RMSE", "MAE"):
+            return evaluate_ratings(self, valid, distributed=True)[self.valid_metric]
+        _, k = parse_metric(self.valid_metric)
+        return evaluate(self, valid, (k,), distributed=True).metrics[self.valid_metric]
 
     # -- shared ------------------------------------------------------------------------------
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
