@@ -74,7 +74,6 @@ def _register_cpu_attention_flops() -> None:
 def epoch_flops(model: Any, train: Any) -> float:
     """FLOPs of one training epoch (forward + backward of every batch) of a fitted torch model."""
     import numpy as np
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     _register_cpu_attention_flops()
@@ -157,6 +156,28 @@ def run_speed(data_dir: Path, epochs: int, threads: int, sets: list[str]) -> dic
             "peak_rss_mb": round(peak_rss_mb(), 1), "machine": machine(), "date": time.strftime("%Y-%m-%d")}
 
 
+def table(path: Path) -> str:
+    """A Markdown table of the rows in ``path`` (the latest row per dataset and model, then the speed rows)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    latest = {(r["dataset"], r["model"]): r for r in rows if "check" not in r}
+    out = ["| dataset | model | NDCG@10 | HR@10 | epochs (best) | s/epoch | train s | peak RSS MB | GFLOP/epoch "
+           "| GFLOP/s | of matmul peak |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (dataset, model), r in sorted(latest.items(), key=lambda kv: (DATASETS.index(kv[0][0]), -kv[1]["NDCG@10"])):
+        out.append(f"| {dataset} | {model} | {r['NDCG@10']:.4f} | {r['HR@10']:.4f} | {r['epochs']} ({r['best_epoch']}) "
+                   f"| {r['seconds_per_epoch']:.2f} | {r['train_seconds']:.0f} | {r['peak_rss_mb']:.0f} "
+                   f"| {r['gflop_per_epoch']:.1f} | {r['achieved_gflops']:.1f} | {r['fraction_of_peak']:.2f} |")
+    speed = [r for r in rows if r.get("check")]
+    if speed:
+        out += ["", "| SASRec at RecBole's size on ml-100k | s/epoch | RecBole s/epoch | ratio | GFLOP/epoch | GFLOP/s "
+                "| of matmul peak |", "|---|---|---|---|---|---|---|"]
+        for r in speed:
+            extra = {k: v for k, v in r["settings"].items() if k not in RECBOLE_SASREC and k != "epochs"}
+            out.append(f"| {extra or 'defaults'} | {r['seconds_per_epoch']:.2f} | {r['recbole_seconds_per_epoch']:.0f} "
+                       f"| {r['ratio_to_recbole']:.3f} | {r['gflop_per_epoch']:.1f} | {r['achieved_gflops']:.1f} "
+                       f"| {r['fraction_of_peak']:.2f} |")
+    return "\n".join(out)
+
+
 def append(path: Path, row: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
@@ -172,9 +193,9 @@ def in_subprocess(args: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("command", nargs="?", default="all", choices=["all", "one", "speed"],
+    p.add_argument("command", nargs="?", default="all", choices=["all", "one", "speed", "table"],
                    help="all: every (dataset, model) in its own process, then speed; one: a single run; "
-                        "speed: SASRec at RecBole's size")
+                        "speed: SASRec at RecBole's size; table: print --out as a Markdown table")
     p.add_argument("--data-dir", help="datasets folder (default: $FUSIONREC_DATA)")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -186,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=5, help="epochs timed by 'speed'")
     p.add_argument("--out", default="bench-out/sequence-models.jsonl", help="JSON-lines file rows are appended to")
     a = p.parse_args(argv)
+    if a.command == "table":
+        print(table(Path(a.out)))
+        return
     data_dir = data_dir_from(a.data_dir)
     common = ["--data-dir", str(data_dir), "--threads", str(a.threads)] + [x for s in a.set for x in ("--set", s)]
     if a.command == "one":

@@ -45,9 +45,9 @@ TINY: dict[str, dict[str, object]] = {
     # torch models: tiny networks, one thread, a fixed number of epochs (no valid set here), no warm-up
     "ncf": {"factors": 8, "mlp_layers": 2, "epochs": 20, "batch_size": 128, "lr": 0.02, "warmup_steps": 0,
             "threads": 1},
-    "sasrec": {"hidden": 16, "inner": 32, "layers": 1, "heads": 1, "max_len": 8, "dropout": 0.1, "epochs": 40,
-               "batch_size": 8, "lr": 0.01, "warmup_steps": 0, "threads": 1},
-    "gru4rec": {"hidden": 32, "max_len": 8, "dropout": 0.0, "epochs": 40, "batch_size": 8, "lr": 0.02,
+    "sasrec": {"hidden": 16, "inner": 32, "layers": 1, "heads": 1, "max_len": 8, "dropout": 0.1, "attn_dropout": 0.0,
+               "targets": 1, "epochs": 40, "batch_size": 8, "lr": 0.01, "warmup_steps": 0, "threads": 1},
+    "gru4rec": {"hidden": 32, "max_len": 8, "dropout": 0.0, "targets": 1, "epochs": 40, "batch_size": 8, "lr": 0.02,
                 "warmup_steps": 0, "threads": 1},
     "caser": {"hidden": 16, "window": 3, "targets": 2, "horizontal": 4, "vertical": 2, "dropout": 0.0,
               "epochs": 40, "batch_size": 32, "lr": 0.01, "warmup_steps": 0, "threads": 1},

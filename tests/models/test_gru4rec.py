@@ -11,7 +11,7 @@ from tests.models.sequence_data import last_items, successor_data
 
 def test_learns_that_item_i_is_followed_by_item_i_plus_1() -> None:
     data = successor_data()
-    model = GRU4Rec(GRU4RecConfig(hidden=16, max_len=8, dropout=0.0, epochs=20, batch_size=16, lr=0.02,
+    model = GRU4Rec(GRU4RecConfig(hidden=16, max_len=8, dropout=0.0, targets=1, epochs=20, batch_size=16, lr=0.02,
                                   warmup_steps=0, threads=1)).fit(data)
     items, _ = model.recommend(np.arange(data.n_users), k=1)
     assert np.mean(items[:, 0] == (last_items(data) + 1) % data.n_items) > 0.9

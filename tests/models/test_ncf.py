@@ -61,3 +61,12 @@ def test_negatives_are_never_training_items(model: NCF) -> None:
     items = model._negatives(users, np.random.default_rng(0))
     x = model.train_matrix_.toarray()
     assert x[users, items].sum() == 0
+
+
+def test_a_new_user_starts_from_the_users_who_had_their_items(model: NCF) -> None:
+    x = model.train_matrix_.toarray()
+    item = int(np.argmax(x.sum(0)))
+    hist = sp.csr_matrix((np.ones(1, np.float32), ([0], [item])), shape=(1, model.n_items_))
+    g, m = model._neighbour_start(hist)
+    owners = np.flatnonzero(x[:, item])
+    torch.testing.assert_close(g[0], model.network_.user_gmf.weight[owners].mean(0).detach())

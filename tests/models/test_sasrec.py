@@ -10,8 +10,8 @@ import torch
 from fusionrec.models.sasrec import SASRec, SASRecConfig, SASRecNet
 from tests.models.sequence_data import last_items, successor_data
 
-TINY = {"hidden": 16, "inner": 32, "layers": 1, "heads": 2, "max_len": 8, "dropout": 0.1, "epochs": 20,
-        "batch_size": 16, "lr": 0.01, "warmup_steps": 0, "threads": 1}
+TINY = {"hidden": 16, "inner": 32, "layers": 1, "heads": 2, "max_len": 8, "dropout": 0.1, "attn_dropout": 0.0,
+        "targets": 1, "epochs": 20, "batch_size": 16, "lr": 0.01, "warmup_steps": 0, "threads": 1}
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,14 @@ def test_learns_that_item_i_is_followed_by_item_i_plus_1(data, loss: str) -> Non
     items, _ = model.recommend(np.arange(data.n_users), k=1)
     expected = (last_items(data) + 1) % data.n_items
     assert np.mean(items[:, 0] == expected) > 0.9
+
+
+def test_with_three_targets_the_next_three_items_come_first() -> None:
+    data = successor_data(n_items=30)  # users see 10 of 30 items: the next three are unseen
+    model = SASRec(SASRecConfig(**{**TINY, "targets": 3})).fit(data)
+    items, _ = model.recommend(np.arange(data.n_users), k=3)
+    nxt = (last_items(data)[:, None] + np.arange(1, 4)) % data.n_items
+    assert np.mean(np.sort(items, 1) == np.sort(nxt, 1)) > 0.9
 
 
 def test_extra_history_is_read_in_its_order(data) -> None:

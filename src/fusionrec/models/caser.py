@@ -55,12 +55,12 @@ class CaserConfig(TrainConfig):
     vertical: int = 4  # n_v: vertical filters
     dropout: float = 0.5
     user_dropout: float = 0.2  # share of training samples whose user vector is zeroed (as a new user's is)
-    epochs: int = 100
+    epochs: int = 30
     batch_size: int = 512  # positions per step
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
-    patience: int = 5
+    patience: int = 10
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -2,13 +2,18 @@
 
 A GRU reads the user's item sequence (embedded, with dropout) and its state after each item is
 projected and dotted with the item embeddings (shared between input and output) to score the next
-item. Sessions are users' whole time-ordered histories here. Training follows the other sequence
-models (:mod:`fusionrec.models.next_item`): each window of up to ``max_len + 1`` events is read once
-and the next item is predicted at every position with a full-softmax cross-entropy, the loss that
-Hidasi & Karatzoglou (CIKM 2018) found to work as well as their BPR-max on small catalogues; the
-paper's session-parallel mini-batches become batches of whole windows.
+item. Sessions are users' whole time-ordered histories here.
 
-Windows are right-padded for the GRU, so the state at a real position never depends on padding.
+Training follows the other sequence models (:mod:`fusionrec.models.next_item`), not the paper's
+session-parallel mini-batches with a pairwise ranking loss (BPR, TOP1) over sampled negatives:
+each window of up to ``max_len + 1`` events is read once, and every position is trained, with a
+full-softmax cross-entropy over all items, to predict each of the next ``targets`` items, leaving the
+items seen earlier in the window out of its softmax (``exclude_seen``). Windows are right-padded,
+so the state at a real position never depends on padding.
+
+Defaults, chosen on the ml-100k leave-one-out valid set (one seed): ``max_len=50``, ``targets=3``,
+``dropout=0.2`` and ``lr=3e-3`` (valid NDCG@10 0.123 against 0.110 at ``lr=1e-3``); item
+embeddings start at std ``hidden**-0.5`` (at 0.02 the GRU sat on a plateau for several epochs).
 Events given at inference (``extra_history``) are appended to the sequence, newest last.
 
 Examples
@@ -48,16 +53,17 @@ from fusionrec.training.trainer import TrainConfig
 class GRU4RecConfig(TrainConfig):
     hidden: int = 64  # item embedding and GRU state size
     layers: int = 1
-    max_len: int = 200  # newest events read per user
-    dropout: float = 0.3  # on the input embeddings and the GRU outputs
+    max_len: int = 50  # newest events read per user; also the training window
+    dropout: float = 0.2  # on the input embeddings and the GRU outputs
     loss: str = "ce"  # "ce" (full softmax) or "sampled" (in-batch + uniform negatives)
     negatives: int = 256  # uniform negatives per batch for loss="sampled"
-    targets: int = 1  # loss="ce": the next `targets` items are each a target of a position
+    targets: int = 3  # loss="ce": each position is trained to predict each of the next `targets` items
     exclude_seen: bool = True  # loss="ce": leave the items seen earlier in the window out of the softmax
-    epochs: int = 200
-    batch_size: int = 128  # windows per step
-    lr: float = 1e-3
-    patience: int = 10
+    epochs: int = 40
+    batch_size: int = 32  # windows per step
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    patience: int = 0  # never stop early: the cosine schedule over `epochs` ends training; the best valid epoch is kept
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -13,13 +13,16 @@ stopping on valid NDCG@10). Unlike the paper, GMF and MLP are trained jointly fr
 pre-trained separately (the paper's NeuMF without pre-training, which it reports slightly worse).
 
 History given at scoring time: NCF has no function from a history to a user vector, so a user whose
-history differs from training (events added after training, or a new user) is *folded in*: starting
-from their learned vectors (the mean user vectors for a new user), ``fold_in_steps`` Adam steps on
-the user's vectors alone (items and layers fixed) minimise the same BCE over their whole history
-(positives) and ``fold_in_negatives`` negatives drawn once per call from the seeded generator (so a
-user's result does not depend on which other users are scored with them), plus an L2 pull
-``fold_in_l2 * |v - v_start|^2`` towards the start. Users whose history equals training use the
-learned vectors unchanged; users with no history at all get popularity scores.
+history differs from training (events added after training, or a new user) is *folded in*. The
+start is their learned vectors, or for a new user the mean learned vector of the users who had
+their items (an average over the history items of each item's mean user). From there,
+``fold_in_steps`` Adam steps on the user's vectors alone (items and layers fixed) minimise the same
+BCE over their whole history (positives) and ``fold_in_negatives`` negatives drawn once per call
+from the seeded generator (so a user's result does not depend on which other users are scored with
+them), plus an L2 pull ``fold_in_l2 * |v - v_start|^2`` towards the start. Users whose history
+equals training use the learned vectors unchanged; users with no history get popularity scores.
+On ml-100k (leave-one-out, the valid event added as history) the fold-in gave NDCG@10 0.0493
+against 0.0470 for ignoring the added event (a 3-epoch model); a step size of 0.05 gave 0.0456.
 
 Scoring the catalogue is cheap: the GMF part through the output layer is ``(p_u * h_gmf) . q_i``,
 and the first MLP layer splits into a user part and an item part computed once per item.
@@ -64,7 +67,7 @@ class NCFConfig(TrainConfig):
     fold_in_lr: float = 0.01
     fold_in_negatives: int = 100  # negatives shared by the users folded in by one call
     fold_in_l2: float = 0.1  # pull towards the starting vectors
-    epochs: int = 50
+    epochs: int = 30
     batch_size: int = 1024  # (user, item) pairs per step
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -195,10 +198,10 @@ class NCF(TorchRecommender):
         known = users < self.n_users_
         idx = torch.from_numpy(np.where(known, users, 0))
         g, m = net.user_gmf(idx), net.user_mlp(idx)  # (b, f), (b, w)
-        if not known.all():
-            new = torch.from_numpy(~known)
-            g = torch.where(new[:, None], net.user_gmf.weight.mean(0), g)
-            m = torch.where(new[:, None], net.user_mlp.weight.mean(0), m)
+        if not known.all():  # a new user starts from the mean vector of the users who had their items
+            new = np.flatnonzero(~known)
+            g, m = g.clone(), m.clone()
+            g[new], m[new] = self._neighbour_start(history[new])
         diff = history - take_rows(self.train_matrix_, users)
         diff.eliminate_zeros()
         fold = ((np.diff(diff.indptr) > 0) | ~known) & (np.diff(history.indptr) > 0)
@@ -208,6 +211,23 @@ class NCF(TorchRecommender):
             g, m = g.clone(), m.clone()
             g[rows], m[rows] = g_new, m_new
         return g, m
+
+    def _neighbour_start(self, history: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b, f), (b, w) starting vectors for new users: over their history items, the mean of the
+        mean learned vector of each item's training users (the mean of all users where none)."""
+        net = self.network_
+        x = sp.csr_matrix(self.train_matrix_, dtype=np.float32)
+        deg = np.asarray(x.sum(axis=0)).ravel()  # (n_items,) training users per item
+        per_item = sp.diags(1.0 / np.maximum(deg, 1)) @ x.T  # (n_items, n_users): a mean over users
+        hist = sp.csr_matrix(history, dtype=np.float32)
+        hist = hist.multiply(deg > 0).tocsr()  # only items someone had
+        n = np.asarray(hist.sum(axis=1)).ravel()  # (b,)
+        weights = sp.diags(1.0 / np.maximum(n, 1)) @ hist @ per_item  # (b, n_users)
+        out = []
+        for emb in (net.user_gmf.weight, net.user_mlp.weight):
+            v = torch.from_numpy(np.asarray(weights @ emb.detach().numpy(), dtype=np.float32))  # (b, dim)
+            out.append(torch.where(torch.from_numpy(n > 0)[:, None], v, emb.mean(0)))
+        return out[0], out[1]
 
     @torch.enable_grad()
     def _fold_in(self, g0: torch.Tensor, m0: torch.Tensor, history: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,17 +1,30 @@
 """SASRec: self-attentive sequential recommendation (Kang & McAuley, ICDM 2018).
 
 A causal Transformer encoder over the user's item sequence: item embeddings (shared between input
-and output) plus learned positions counted from the newest item, pre-LayerNorm blocks of multi-head
+and output, scaled by sqrt(hidden)) plus learned positions, pre-LayerNorm blocks of multi-head
 self-attention and a GELU feed-forward layer, dropout. The score of item ``i`` after a sequence is
 the final hidden state at its newest position dotted with ``i``'s embedding.
 
-Training runs each window of up to ``max_len + 1`` events once with a causal mask and predicts the
-next item at every position (:mod:`fusionrec.models.next_item`): the same loss as training on every
-prefix (as RecBole does), at a fraction of the work. The loss is a full-softmax cross-entropy over
-all items (``loss="ce"``, the choice of Petrov & Macdonald, RecSys 2023, over the paper's one
-sampled negative), or a sampled softmax (``loss="sampled"``) for large catalogues.
+Training (:mod:`fusionrec.models.next_item`) cuts each user's training sequence from its end into
+windows of ``max_len + 1`` events and reads every window once with a causal mask, predicting from
+every position: the same targets as training on every prefix (as RecBole does, about 4.9M padded
+positions per ml-100k epoch) from one pass per window (about 0.1M). Windows are right-padded and
+positions count from the window's first item (``positions="start"``, RecBole's choice; ``"end"``
+counts back from the newest item, the paper's), so a causal mask alone keeps items from attending
+to padding. The loss is a full-softmax cross-entropy over all items (``loss="ce"``, as Petrov &
+Macdonald, RecSys 2023, recommend over the paper's one sampled negative) in which
 
-Events given at inference (``extra_history``) are appended to the sequence, newest last.
+* each position is trained to predict each of the next ``targets`` items (one term each), and
+* the items already seen in the window are left out of a position's softmax (``exclude_seen``):
+  ``recommend`` never returns a seen item, so the loss ranks only what can be recommended;
+
+or a sampled softmax (``loss="sampled"``) for large catalogues.
+
+Defaults, chosen on the ml-100k and ml-latest-small leave-one-out valid sets (one seed each):
+``max_len=50`` with ``batch_size=32`` windows (more, more varied steps than whole 200-event
+histories), ``targets=3`` and ``dropout=attn_dropout=0.2`` (0.5 was worse on both datasets);
+ml-100k valid NDCG@10 0.107 for the first version (len 200, one target, dropout 0.5) against 0.122
+for these. Events given at inference (``extra_history``) are appended to the sequence, newest last.
 
 Examples
 --------
@@ -53,20 +66,21 @@ class SASRecConfig(TrainConfig):
     layers: int = 2
     heads: int = 2
     inner: int = 256  # feed-forward width
-    max_len: int = 200  # newest events read per user
-    dropout: float = 0.5  # on embeddings and on each block's outputs
-    attn_dropout: float = 0.0  # on attention weights (costly on CPU: (B, heads, L, L) random draws)
+    max_len: int = 50  # newest events read per user; also the training window
+    dropout: float = 0.2  # on embeddings and on each block's outputs
+    attn_dropout: float = 0.2  # on attention weights
     loss: str = "ce"  # "ce" (full softmax) or "sampled" (in-batch + uniform negatives)
     negatives: int = 256  # uniform negatives per batch for loss="sampled"
     label_smoothing: float = 0.0  # loss="ce" only
-    targets: int = 1  # loss="ce": the next `targets` items are each a target of a position
+    targets: int = 3  # loss="ce": each position is trained to predict each of the next `targets` items
     positions: str = "start"  # "start": counted from the window's first item; "end": from the newest
     exclude_seen: bool = True  # loss="ce": leave the items seen earlier in the window out of the softmax
-    epochs: int = 200
-    batch_size: int = 128  # windows per step
+    epochs: int = 40
+    batch_size: int = 32  # windows per step
     lr: float = 1e-3
     weight_decay: float = 0.0
-    patience: int = 10
+    warmup_steps: int = 100
+    patience: int = 0  # never stop early: the cosine schedule over `epochs` ends training; the best valid epoch is kept
 
     def __post_init__(self) -> None:
         super().__post_init__()
