@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
                         "speed: SASRec at RecBole's size; table: print --out as a Markdown table")
     p.add_argument("--data-dir", help="datasets folder (default: $FUSIONREC_DATA)")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=[*MODELS, "fusion"])
     p.add_argument("--dataset", help="for 'one'")
     p.add_argument("--model", help="for 'one'")
     p.add_argument("--set", action="append", default=[], metavar="[MODEL.]KEY=VALUE",

@@ -121,3 +121,41 @@ def ranking_scale(n_users: int, n_items: int, dim: int, k: int, history: int, se
             "achieved_gflops": round(achieved, 1), "machine_matmul_peak_gflops": round(peak, 1),
             "fraction_of_peak": round(achieved / peak, 3), f"NDCG@{k}": res.metrics[f"NDCG@{k}"],
             "machine": machine(), "date": time.strftime("%Y-%m-%d")}
+
+
+#: fusion switches an ablation turns off one at a time (see fusionrec.models.fusion)
+ABLATION_SWITCHES = ("text", "image", "audio", "attributes", "kg", "profile", "id")
+
+
+def ablation_variants(dataset: str, data_dir: Path | None, switches: list[str] | None = None) -> dict[str, list[str]]:
+    """Variant name -> ``--set`` overrides: the full model, each switch off (where the dataset has
+    that source), and content only / ID only (plain SASRec through the same code)."""
+    from fusionrec.data import catalog
+
+    data = catalog.load(dataset, data_dir)
+    kinds = set(data.item_schema.values())
+    has = {"text": "text" in kinds, "image": "image" in kinds, "audio": "audio" in kinds,
+           "attributes": bool(kinds & {"categorical", "multi", "numeric"}), "kg": data.kg is not None,
+           "profile": data.users is not None and bool(data.user_schema), "id": True}
+    wanted = [s for s in (switches or ABLATION_SWITCHES) if has.get(s)]
+    variants: dict[str, list[str]] = {"full": []}
+    for s in wanted:
+        variants[f"without {s}"] = [f"fusion.{s}=false"]
+    content = [s for s in ABLATION_SWITCHES if s != "id" and has.get(s)]
+    variants["ID only"] = [f"fusion.{s}=false" for s in content]
+    return variants
+
+
+def ablation(dataset: str, data_dir: Path | None, sets: list[str], switches: list[str] | None = None,
+             on_row: Any = None) -> list[dict[str, Any]]:
+    """One ``fusion`` run per variant of :func:`ablation_variants`, each in a fresh process."""
+    rows = []
+    for variant, extra in ablation_variants(dataset, data_dir, switches).items():
+        row = {"variant": variant, **baseline_in_subprocess(dataset, "fusion", data_dir, [*sets, *extra])}
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    full = rows[0]["NDCG@10"]
+    for r in rows:
+        r["vs full"] = r["NDCG@10"] / full - 1 if full else float("nan")
+    return rows

@@ -156,6 +156,7 @@ def train_run(
             ck = Path(checkpoint_dir) if checkpoint_dir is not None else None
             m.checkpoint_dir = ck / f"trial-{trial}" if ck is not None and trial is not None else ck
             m.on_epoch = on_epoch
+            m.init_from = getattr(model, "init_from", None)
 
     trials = None
     open_settings = [k for k in getattr(model, "search_space", {}) if k not in (tune_settings or {})]

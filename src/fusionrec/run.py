@@ -93,6 +93,31 @@ class Run:
         """Append unseen raw users (new users) to the user map."""
         self.user_ids = self.user_ids.extend(raw)
 
+    def add_items(self, items: pd.DataFrame, source: str = "new items") -> int:
+        """New items (an ``item`` column of unseen raw ids + the dataset's item columns), scored from content."""
+        if not hasattr(self.model, "add_items"):
+            raise DataError(f"model {self.model.name!r} does not read item content, so it cannot score new items; "
+                            f"train a content model such as 'fusion'")
+        raw = _new_ids(items, "item", self.item_ids, source)
+        n = self.model.add_items(items.drop(columns=["item"]))
+        self.item_ids = self.item_ids.extend(raw)
+        return n
+
+    def add_users(self, users: pd.DataFrame, source: str = "new users") -> int:
+        """New users' profiles (a ``user`` column of unseen raw ids + the dataset's user columns)."""
+        if not hasattr(self.model, "add_users"):
+            raise DataError(f"model {self.model.name!r} does not read user profiles; train a 'fusion' model, "
+                            f"or give new users only events (--history)")
+        raw = _new_ids(users, "user", self.user_ids, source)
+        profiles = getattr(self.model, "user_content_", None)
+        if profiles is None:
+            raise DataError("this run was trained without user profiles; give new users only events (--history)")
+        if len(self.user_ids) != profiles.n:
+            raise DataError("profiles must be added before other new users (events); pass --new-users first")
+        n = self.model.add_users(users.drop(columns=["user"]))
+        self.user_ids = self.user_ids.extend(raw)
+        return n
+
     def history_matrix(self, events: pd.DataFrame | None, source: str = "history") -> sp.csr_matrix | None:
         """Extra events (raw user, item, [timestamp]) as a (n_users, n_items) CSR; new users are added.
 
@@ -160,3 +185,16 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _new_ids(rows: pd.DataFrame, column: str, ids: Any, source: str) -> pd.Series:
+    """The raw ids in ``rows[column]``, checked to be present, new to ``ids`` and listed once."""
+    if column not in rows.columns:
+        raise DataError(f"{source} needs a '{column}' column with the new {column}s' ids; has {list(rows.columns)}")
+    raw = rows[column].astype(str)
+    known = [x for x in raw if x in ids]
+    if known:
+        raise DataError(f"{source}: {column}(s) {known[:5]} are already in the run; list only new {column}s")
+    if raw.duplicated().any():
+        raise DataError(f"{source}: {column} {raw[raw.duplicated()].iloc[0]!r} is listed twice")
+    return raw

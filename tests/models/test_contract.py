@@ -35,7 +35,7 @@ NEEDS_RATINGS = {"mf"}
 #: (``test_sequence_model_finds_held_out_item_in_shuffled_order``), where "next" means "another item of
 #: my block". For the same reason a new user who has seen items 0, 1 must get block-0 items in the top
 #: 2, not 3: after 0, 1 every ordered training sequence goes on with 2 or 3, never 4 or 5.
-SEQUENTIAL = {"sasrec", "gru4rec", "caser"}
+SEQUENTIAL = {"sasrec", "gru4rec", "caser", "fusion"}
 #: Small, fast settings for the tiny data (applied where the config has the field).
 TINY: dict[str, dict[str, object]] = {
     "*": {"factors": 4},
@@ -49,6 +49,9 @@ TINY: dict[str, dict[str, object]] = {
                "targets": 1, "epochs": 40, "batch_size": 8, "lr": 0.01, "warmup_steps": 0, "threads": 1},
     "gru4rec": {"hidden": 32, "max_len": 8, "dropout": 0.0, "targets": 1, "epochs": 40, "batch_size": 8, "lr": 0.02,
                 "warmup_steps": 0, "threads": 1},
+    "fusion": {"hidden": 16, "inner": 32, "layers": 1, "heads": 1, "max_len": 8, "dropout": 0.1, "attn_dropout": 0.0,
+               "targets": 1, "epochs": 40, "batch_size": 8, "lr": 0.01, "warmup_steps": 0, "threads": 1,
+               "fusion_inner": 32, "id_dropout": 0.0, "text_encoder": "hashed"},
     "caser": {"hidden": 16, "window": 3, "targets": 2, "horizontal": 4, "vertical": 2, "dropout": 0.0,
               "epochs": 40, "batch_size": 32, "lr": 0.01, "warmup_steps": 0, "threads": 1},
 }

@@ -8,6 +8,7 @@ import typer
 
 from fusionrec.cli import datasets as _datasets
 from fusionrec.cli import experiments as _experiments
+from fusionrec.cli import explain as _explain
 from fusionrec.cli import runs as _runs
 from fusionrec.cli.common import normalise_argv
 
@@ -15,8 +16,10 @@ app = typer.Typer(name="fusionrec", help="Recommenders that fuse behaviour, cont
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(_datasets.app, name="datasets")
 app.command("train")(_runs.train)
+app.command("pretrain")(_runs.pretrain)
 app.command("recommend")(_runs.recommend)
 app.command("evaluate")(_runs.evaluate)
+app.command("explain")(_explain.explain)
 app.command("cv")(_experiments.cv)
 app.command("leaderboard")(_experiments.leaderboard)
 app.add_typer(_experiments.bench_app, name="bench")

@@ -37,6 +37,7 @@ def train(
     split: Annotated[str, typer.Option("--split", help="Without --train-file: loo, random-loo, temporal, random, cold-item, none (train on all).")] = "none",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
     tune: Annotated[bool, typer.Option("--tune/--no-tune", help="With a valid set: grid-search the settings not fixed by --config/--set.")] = True,
+    init: Annotated[Path | None, typer.Option("--init", help="Start from the weights of this run (e.g. from 'fusionrec pretrain').")] = None,
 ) -> None:
     """Train a model and save the run (weights, id maps, config, validation metrics).
 
@@ -49,6 +50,12 @@ def train(
 
     settings = model_settings(model, config, set_ or [])
     rec = build_model(model, settings)  # fail on a bad model/config before loading data
+    if init is not None:
+        if not isinstance(rec, TorchRecommender):
+            raise ConfigError(f"--init needs a torch model; {model!r} is not one")
+        if not init.exists():
+            raise ConfigError(f"--init {init}: no such run directory")
+        rec.init_from = init
     rank, started = _start_distributed(rec)
     quiet = console.quiet, out.quiet
     console.quiet = out.quiet = quiet[0] or rank != 0  # one rank talks
@@ -61,6 +68,43 @@ def train(
             import torch.distributed as dist
 
             dist.destroy_process_group()
+
+
+@friendly_errors
+def pretrain(
+    dataset: Annotated[str, typer.Option("--dataset", help="Catalog name, 'synthetic', or a dataset directory.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write (then: fusionrec train ... --init OUT).")],
+    model: Annotated[str, typer.Option("--model", help="A model with a self-supervised stage: fusion.")] = "fusion",
+    data_dir: DataDir = None,
+    train_file: Annotated[Path | None, typer.Option("--train-file", help="Pre-split training interactions.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Model settings in TOML.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value model setting (repeatable).")] = None,
+    split: Annotated[str, typer.Option("--split", help="Without --train-file: pretrain on this split's training part.")] = "loo",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
+) -> None:
+    """Self-supervised pretraining (content aligned with behaviour); fine-tune with 'train --init OUT'."""
+    from fusionrec.data import catalog
+    from fusionrec.data import splits as S
+    from fusionrec.jobs import build_model, make_split, model_settings
+    from fusionrec.run import Run, Stopwatch
+
+    settings = model_settings(model, config, set_ or [])
+    rec = build_model(model, {"pretrain_epochs": 20, **settings})
+    if not hasattr(rec, "pretrain_only"):
+        raise ConfigError(f"model {model!r} has no self-supervised stage; use --model fusion")
+    with step(f"loading {dataset}"):
+        data = catalog.load(dataset, data_dir)
+    train_part = S.from_files(data, train_file).train if train_file is not None else make_split(data, split, seed).train
+    rec.pretrain_only = True
+    with step(f"pretraining {model} ({rec.config.pretrain_epochs} epochs) on {train_part.n_interactions:,} interactions"), \
+            Stopwatch() as t:
+        rec.fit(train_part)
+    info = {"dataset": dataset, "split": "files" if train_file else split, "settings": settings, "stage": "pretrain",
+            "train_seconds": t.seconds, "pretrain_log": rec.pretrain_log_}
+    path = Run(rec, train_part.user_ids, train_part.item_ids, info).save(out_dir)
+    last = rec.pretrain_log_[-1]["loss"] if rec.pretrain_log_ else float("nan")
+    console.print(f"[green]✓[/] pretrained run saved to {path} ({t.seconds:.1f} s, final alignment loss {last:.3f}); "
+                  f"fine-tune with: fusionrec train ... --model {model} --init {path}", highlight=False)
 
 
 def _start_distributed(rec: object) -> tuple[int, bool]:
@@ -152,6 +196,23 @@ def _load_events(path: Path | None):  # type: ignore[no-untyped-def]
     return read_interactions_file(path)
 
 
+def _add_new_rows(run, new_items: Path | None, new_users: Path | None) -> None:  # type: ignore[no-untyped-def]
+    """Cold start: profiles of new users, then new items, added to a loaded run (not saved)."""
+    from fusionrec.data.io import read_table
+
+    if new_users is not None:
+        n = run.add_users(read_table(new_users), source=str(new_users))
+        console.print(f"{n:,} new user profile(s) from {new_users}", highlight=False)
+    if new_items is not None:
+        table = read_table(new_items)
+        for col, kind in getattr(getattr(run.model, "item_content_", None), "schema", {}).items():
+            if kind in ("image", "audio") and col in table.columns:  # media paths are relative to the file
+                table[col] = [None if not isinstance(v, str) or not v else str((new_items.parent / v).resolve())
+                              for v in table[col]]
+        n = run.add_items(table, source=str(new_items))
+        console.print(f"{n:,} new item(s) from {new_items}", highlight=False)
+
+
 @friendly_errors
 def recommend(
     run_dir: Annotated[Path, typer.Option("--run", help="Run directory from 'fusionrec train'.")],
@@ -160,6 +221,8 @@ def recommend(
     out_file: Annotated[Path, typer.Option("--out", help="Output TSV: user<TAB>item1,item2,...")],
     history: Annotated[Path | None, typer.Option("--history", help="Extra events (user,item,timestamp) used at inference.")] = None,
     candidates: Annotated[Path | None, typer.Option("--candidates", help="One item id a line: rank only these.")] = None,
+    new_items: Annotated[Path | None, typer.Option("--new-items", help="Items table (csv/tsv/parquet: item + the dataset's item columns) of items added after training; content models score them.")] = None,
+    new_users: Annotated[Path | None, typer.Option("--new-users", help="Users table (user + profile columns) of users added after training; give their events with --history.")] = None,
 ) -> None:
     """Write top-K lists with raw ids, best first, never an item the user already has."""
     from fusionrec.run import Run, write_recs
@@ -167,6 +230,7 @@ def recommend(
     if k <= 0:
         raise ConfigError(f"--k must be a positive integer, got {k}")
     run = Run.load(run_dir)
+    _add_new_rows(run, new_items, new_users)
     events = _load_events(history)
     cands = read_id_list(candidates, "item") if candidates is not None else None
     if users == "all":

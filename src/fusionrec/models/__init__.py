@@ -25,6 +25,7 @@ MODELS: dict[str, str] = {
     "gru4rec": "fusionrec.models.gru4rec:GRU4Rec",
     "caser": "fusionrec.models.caser:Caser",
     "ratingformer": "fusionrec.models.rating_transformer:RatingFormer",
+    "fusion": "fusionrec.models.fusion:Fusion",
 }
 
 #: models that exist but are not trained by name (built from given factors)

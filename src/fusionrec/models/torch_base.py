@@ -32,6 +32,8 @@ class TorchRecommender(Recommender):
     checkpoint_dir: Path | None = None
     #: called after every epoch with the log record (progress bars)
     on_epoch: Any = None
+    #: weights to start from (``fusionrec train --init RUN``): a saved model directory of the same model
+    init_from: Path | None = None
     #: the validation metric that early stopping and the best-epoch choice follow, and its direction
     valid_metric: ClassVar[str] = "NDCG@10"
     valid_higher_is_better: ClassVar[bool] = True
@@ -72,7 +74,13 @@ class TorchRecommender(Recommender):
         torch.manual_seed(self.config.seed)
         self.prepare(train)
         self.network_ = self.build_network()
+        if self.init_from is not None:
+            self.init_log_ = load_matching(self.network_, Path(self.init_from))
+        self.before_training(train)
         self.training_log_ = Trainer(self.checkpoint_dir, self.on_epoch).fit(self, train, valid)
+
+    def before_training(self, train: Dataset) -> None:
+        """A stage between building the network and the trainer (e.g. self-supervised pretraining)."""
 
     def _state(self) -> dict[str, np.ndarray]:
         return {f"net.{k}": v.detach().cpu().numpy() for k, v in self.network_.state_dict().items()}
@@ -81,6 +89,26 @@ class TorchRecommender(Recommender):
         self.network_ = self.build_network()
         self.network_.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in state.items() if k.startswith("net.")})
         self.network_.eval()
+
+
+def load_matching(net: torch.nn.Module, model_dir: Path) -> dict[str, Any]:
+    """Copy into ``net`` every tensor of a saved model (``model_dir``: a run's ``model/`` or the run
+    itself) whose name and shape match; returns what was copied and what was left."""
+    from safetensors.numpy import load_file
+
+    from fusionrec.errors import ConfigError
+    from fusionrec.models.base import WEIGHTS_FILE
+
+    path = model_dir / WEIGHTS_FILE if (model_dir / WEIGHTS_FILE).exists() else model_dir / "model" / WEIGHTS_FILE
+    if not path.exists():
+        raise ConfigError(f"--init {model_dir}: no saved model there (expected a run from 'fusionrec pretrain' or 'train')")
+    saved = {k[len("state.net."):]: v for k, v in load_file(str(path)).items() if k.startswith("state.net.")}
+    state = net.state_dict()
+    copied = [k for k, v in saved.items() if k in state and tuple(state[k].shape) == v.shape]
+    if not copied:
+        raise ConfigError(f"--init {model_dir}: none of its weights fit this model (another model or other data?)")
+    net.load_state_dict({**state, **{k: torch.from_numpy(saved[k]) for k in copied}})
+    return {"copied": len(copied), "left": sorted(set(state) - set(copied))}
 
 
 def user_sequences(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:

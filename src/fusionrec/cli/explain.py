@@ -1,0 +1,73 @@
+"""``fusionrec explain``: why a run recommends what it recommends to one user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from fusionrec.cli.common import friendly_errors, out, print_json
+from fusionrec.errors import ConfigError
+
+
+def explain_user(run: Any, user: str, *, item: str | None = None, k: int = 10, history: Any = None) -> dict[str, Any]:
+    """Explanations with raw ids: ``{"user", "items": [{"item", "rank", "score", "gates", "attended", ...}]}``.
+
+    Without ``item``, the user's top-``k`` recommendations are explained.
+    """
+    model = run.model
+    if not hasattr(model, "explain"):
+        raise ConfigError(f"model {model.name!r} has no explanations; train a 'fusion' model (or a graph model) to get them")
+    extra = run.history_matrix(history)
+    run.extend_users([user])
+    u = int(run.user_ids.index([user], what="user", source="--user")[0])
+    hist = model.history_for(np.array([u]), extra)
+    if item is not None:
+        items = run.item_ids.index([item], what="item", source="--item")
+        scores = model.score(np.array([u]), hist)[0, items]
+        ranks = [None]
+    else:
+        top, vals = model.recommend(np.array([u]), k, extra_history=extra)
+        items, scores = top[0][top[0] >= 0], vals[0][top[0] >= 0]
+        ranks = list(range(1, len(items) + 1))
+    rows = model.explain(u, items, history=hist)
+    raw = lambda i: None if i is None else str(run.item_ids.raw(np.array([i]))[0])  # noqa: E731
+    for r, rank, s in zip(rows, ranks, scores, strict=True):
+        r["item"], r["rank"], r["score"] = raw(r["item"]), rank, float(s)
+        r["attended"] = [{**a, "item": raw(a["item"])} for a in r.get("attended", [])]
+    return {"user": user, "model": model.name, "items": rows}
+
+
+def _table(result: dict[str, Any]) -> Table:
+    rows = result["items"]
+    sources = list(dict.fromkeys(s for r in rows for s in r.get("gates", {})))
+    t = Table(title=f"why {result['model']} recommends these to user {result['user']}")
+    for col in ["rank", "item", "score", *[f"gate {s}" for s in sources], "attended history"]:
+        t.add_column(col, justify="left" if col in ("item", "attended history") else "right")
+    for r in rows:
+        att = ", ".join(f"{a['item'] or a['source']} ({a['attention']:.2f})" for a in r.get("attended", []))
+        t.add_row(str(r["rank"] or "-"), r["item"], f"{r['score']:.3f}",
+                  *[f"{r['gates'].get(s, 0.0):.2f}" for s in sources], att)
+    return t
+
+
+@friendly_errors
+def explain(
+    run_dir: Annotated[Path, typer.Option("--run", help="Run directory from 'fusionrec train'.")],
+    user: Annotated[str, typer.Option("--user", help="Raw user id.")],
+    item: Annotated[str | None, typer.Option("--item", help="Explain this item instead of the top-K list.")] = None,
+    k: Annotated[int, typer.Option("--k", help="How many recommendations to explain.")] = 10,
+    history: Annotated[Path | None, typer.Option("--history", help="Extra events (user,item,timestamp) used at inference.")] = None,
+) -> None:
+    """Per recommended item: the weight of each modality/source and the history items attended to most."""
+    from fusionrec.cli.runs import _load_events
+    from fusionrec.run import Run
+
+    if k <= 0:
+        raise ConfigError(f"--k must be a positive integer, got {k}")
+    result = explain_user(Run.load(run_dir), user, item=item, k=k, history=_load_events(history))
+    out.print(_table(result))
+    print_json(result)

@@ -1,0 +1,604 @@
+"""The fusion Transformer: every item signal fused per item, a causal Transformer per user.
+
+Item tower (per item, all items at once)
+    Tokens: the item's ID embedding, one projected vector per content modality (text, image, audio,
+    knowledge-graph entity, from :mod:`fusionrec.encoders`, frozen and cached) and one attribute
+    token (categorical + multi-valued + numeric columns). A token type embedding is added, then
+    ``fusion_layers`` pre-LN Transformer blocks let the tokens attend to each other (multimodal
+    fusion). An **adaptive gate** weighs the fused tokens: ``softmax_m(a_m(token_m) + c_m(context))``
+    where the context is the item's training-interaction count and recency, so cold items can lean
+    on content and warm ones on behaviour; the item vector is the gated sum. A missing modality
+    (no image file, empty text) gets weight 0; an item never seen in training has no trained ID
+    embedding: its ID token is a shared learned "no ID" vector that the content tokens attend to but
+    the gate never weighs (its gate is 0). During training a random share
+    ``id_dropout`` of the items is treated as cold at each step (ID token -> "no ID", context ->
+    unseen), so the gate and the content tokens learn to carry cold items (as DropoutNet does), and
+    each content token is hidden with chance ``modality_dropout``, so that no single modality (a
+    title unique to its item acts like an ID) carries everything.
+
+User tower
+    The SASRec network (:mod:`fusionrec.models.sasrec`) over the fused vectors of the user's
+    items, with a profile token (user categorical / numeric fields) in front, so a new user with
+    a profile but no history still gets a user vector. Score = user vector . item vector: top-K is
+    a maximum inner product search, and new items (rows of an items table) are scored from content
+    without retraining.
+
+Training is SASRec's (next items from every position, full-softmax cross-entropy, seen items left
+out of the softmax); every step recomputes the item tower for all items (the softmax needs them),
+which is cheap next to the loss at these sizes (``tokens x n_items``).
+
+Switches (``--set fusion.text=false`` ...): ``id``, ``text``, ``image``, ``audio``, ``attributes``,
+``kg``, ``profile``; ``fusionrec bench ablation`` trains one variant per switch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fusionrec.data.schema import Dataset
+from fusionrec.errors import ConfigError
+from fusionrec.models.base import UNKNOWN_ITEM_SCORE
+from fusionrec.models.next_item import (
+    WindowBatches,
+    bucketed,
+    full_softmax_ce,
+    gather_windows,
+    right_align,
+    scoring_sequences,
+    window_ce,
+)
+from fusionrec.models.sasrec import Block as SASRecBlock
+from fusionrec.models.sasrec import SASRecConfig
+from fusionrec.models.torch_base import SequenceRecommender
+
+#: content modalities that arrive as frozen vectors (ContentFeatures.vectors)
+VECTOR_MODALITIES = ("text", "image", "audio", "kg")
+
+
+@dataclass(frozen=True)
+class FusionConfig(SASRecConfig):
+    # sources and modalities (switch any off for an ablation)
+    id: bool = True
+    text: bool = True
+    image: bool = True
+    audio: bool = True
+    attributes: bool = True
+    kg: bool = True
+    profile: bool = True
+    # content encoding (fusionrec.encoders)
+    text_encoder: str = "auto"  # "auto" (MiniLM when installed, else hashed n-grams), "minilm", "hashed" or a model folder
+    image_size: int = 32
+    cache_dir: str = ""  # embedding store (default $FUSIONREC_CACHE or ~/.cache/fusionrec)
+    # fusion
+    fusion_layers: int = 1
+    fusion_inner: int = 128
+    id_dropout: float = 0.1  # share of items treated as cold at each training step
+    modality_dropout: float = 0.1  # chance that a content token of an item is hidden at a training step
+    # self-supervised pretraining (fusionrec pretrain; see Fusion.pretrain)
+    pretrain_epochs: int = 0  # > 0: align content with behaviour before next-item training
+    pretrain_temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("id_dropout", "modality_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"FusionConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.fusion_layers < 0 or self.fusion_inner < 1:
+            raise ValueError("FusionConfig.fusion_layers must be >= 0 and fusion_inner >= 1")
+        if self.pretrain_epochs < 0 or self.pretrain_temperature <= 0:
+            raise ValueError("FusionConfig.pretrain_epochs must be >= 0 and pretrain_temperature > 0")
+        if self.positions != "start":
+            raise ValueError("FusionConfig.positions must be 'start' (the profile token comes first)")
+
+
+class Block(SASRecBlock):
+    """SASRec's pre-LN block (same parameters) that can also return its attention weights (for explanations)."""
+
+    def forward(self, x: torch.Tensor, causal: bool, weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, L, H) -> (B, L, H), and (B, heads, L, L) attention weights when ``weights``."""
+        b, length, h = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, length, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
+        att = None
+        if weights:
+            logits = q @ k.transpose(-1, -2) / (h // self.heads) ** 0.5  # (B, heads, L, L)
+            if causal:
+                logits = logits.masked_fill(~torch.ones(length, length, dtype=torch.bool).tril(), float("-inf"))
+            att = logits.softmax(-1)
+            a = att @ v
+        else:
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=self.p if self.training else 0.0)
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, length, h)))
+        return x + self.drop(self.ff2(F.gelu(self.ff1(self.ln2(x))))), att
+
+
+def _multi_matrix(indptr: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """CSR codes -> (n, width) int64, right-padded with 0."""
+    counts = np.diff(indptr)
+    width = max(1, int(counts.max(initial=0)))
+    out = np.zeros((len(counts), width), dtype=np.int64)
+    rows = np.repeat(np.arange(len(counts)), counts)
+    cols = np.arange(len(codes)) - np.repeat(indptr[:-1], counts)
+    out[rows, cols] = codes
+    return out
+
+
+class Tokens(nn.Module):
+    """Attribute and modality inputs of one side (items or users) as (n, T, H) tokens, names in ``names``."""
+
+    def __init__(self, content: Any, hidden: int, vectors: tuple[str, ...], attributes: bool) -> None:
+        super().__init__()
+        # buffers and modules are named by position: column names may hold any character
+        self.vector_names = [m for m in content.vectors if m.split(":")[0] in vectors]
+        self.proj = nn.ModuleList()
+        self.missing = nn.ParameterList()
+        for j, m in enumerate(self.vector_names):
+            x = np.asarray(content.vectors[m], dtype=np.float32)
+            self.register_buffer(f"x{j}", torch.from_numpy(x))
+            self.register_buffer(f"p{j}", torch.from_numpy(np.asarray(content.present[m], dtype=bool)))
+            self.proj.append(nn.Sequential(nn.LayerNorm(x.shape[1]), nn.Linear(x.shape[1], hidden)))
+            self.missing.append(nn.Parameter(torch.zeros(hidden)))
+        self.cat_names = list(content.categorical) if attributes else []
+        self.multi_names = list(content.multi) if attributes else []
+        self.n_numeric = int(content.numeric.shape[1]) if attributes else 0
+        self.cat = nn.ModuleList()
+        for j, c in enumerate(self.cat_names):
+            self.register_buffer(f"c{j}", torch.from_numpy(np.asarray(content.categorical[c], dtype=np.int64)))
+            self.cat.append(nn.Embedding(content.cardinality(c), hidden, padding_idx=0))
+        self.multi = nn.ModuleList()
+        for j, c in enumerate(self.multi_names):
+            indptr, codes = content.multi[c]
+            self.register_buffer(f"m{j}", torch.from_numpy(_multi_matrix(np.asarray(indptr), np.asarray(codes))))
+            self.multi.append(nn.Embedding(content.cardinality(c), hidden, padding_idx=0))
+        if self.n_numeric:
+            num = np.concatenate([content.numeric, content.numeric_missing], axis=1).astype(np.float32)
+            self.register_buffer("num", torch.from_numpy(num))
+            self.numeric = nn.Linear(num.shape[1], hidden)
+        self.has_attributes = bool(self.cat_names or self.multi_names or self.n_numeric)
+        self.names = self.vector_names + (["attributes"] if self.has_attributes else [])
+
+    def forward(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(n, T, H) tokens and (n, T) bool presence, or (None, None) without inputs."""
+        toks, present = [], []
+        for j in range(len(self.vector_names)):
+            x, p = getattr(self, f"x{j}"), getattr(self, f"p{j}")
+            toks.append(torch.where(p[:, None], self.proj[j](x), self.missing[j]))
+            present.append(p)
+        if self.has_attributes:
+            parts, known = [], []
+            for j in range(len(self.cat_names)):
+                codes = getattr(self, f"c{j}")
+                parts.append(self.cat[j](codes))
+                known.append(codes > 0)
+            for j in range(len(self.multi_names)):
+                codes = getattr(self, f"m{j}")  # (n, width)
+                n = (codes > 0).sum(1, keepdim=True)
+                parts.append(self.multi[j](codes).sum(1) / n.clamp(min=1))
+                known.append(n.squeeze(1) > 0)
+            if self.n_numeric:
+                parts.append(self.numeric(self.num))
+                known.append(torch.ones(self.num.shape[0], dtype=torch.bool, device=self.num.device))
+            toks.append(torch.stack(parts).sum(0))
+            present.append(torch.stack(known).any(0))
+        if not toks:
+            return None, None
+        return torch.stack(toks, 1), torch.stack(present, 1)
+
+
+class ItemTower(nn.Module):
+    """Fused item vectors ``(n_items, H)`` and the gate weights ``(n_items, M)`` behind them."""
+
+    def __init__(self, n_items: int, content: Any, counts: np.ndarray, recency: np.ndarray, cfg: FusionConfig) -> None:
+        super().__init__()
+        h = cfg.hidden
+        vectors = tuple(m for m in VECTOR_MODALITIES if getattr(cfg, m))
+        self.content = Tokens(content, h, vectors, cfg.attributes)
+        self.use_id = cfg.id
+        self.modality_dropout = cfg.modality_dropout
+        self.names = (["id"] if cfg.id else []) + self.content.names
+        if not self.names:
+            raise ConfigError("fusion has no item input left: switch on id or a content modality")
+        if cfg.id:
+            self.id = nn.Embedding(n_items, h)
+            self.no_id = nn.Parameter(torch.zeros(h))
+        self.kind = nn.Parameter(torch.zeros(len(self.names), h))  # token type embedding
+        self.blocks = nn.ModuleList(Block(h, cfg.heads, cfg.fusion_inner, cfg.dropout, 0.0) for _ in range(cfg.fusion_layers))
+        self.gate_token = nn.Linear(h, 1)
+        self.gate_context = nn.Linear(3, len(self.names))
+        seen = counts > 0
+        ctx = np.stack([np.log1p(counts) / max(np.log1p(counts.max(initial=0)), 1e-6), seen, np.where(seen, recency, 1.0)], 1)
+        self.register_buffer("context", torch.from_numpy(ctx.astype(np.float32)))  # (n_items, 3)
+        self.register_buffer("seen", torch.from_numpy(seen))
+
+    def forward(self, cold: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cold`` (n_items,) bool: items to treat as unseen (id dropout); unseen items always are.
+
+        The ID token takes part in the attention (content tokens read it as context) but enters the
+        gated sum as the raw embedding: with no content, the item vector is exactly SASRec's.
+        """
+        cold = ~self.seen if cold is None else cold | ~self.seen
+        toks, present = [], []
+        if self.use_id:
+            ident = torch.where(cold[:, None], self.no_id, self.id.weight)  # (n, H)
+            toks.append(ident[:, None])
+            present.append(~cold[:, None])  # a cold item's "no ID" token is context for attention, never weighed
+        t, p = self.content()
+        if t is not None:
+            if self.training and self.modality_dropout:  # hide content tokens so no single one is relied on
+                p = p & (torch.rand(p.shape, device=p.device) >= self.modality_dropout)
+            toks.append(t)
+            present.append(p)
+        x, present = torch.cat(toks, 1), torch.cat(present, 1)  # (n, M, H), (n, M)
+        if x.shape[1] == 1:  # one source: nothing to fuse or weigh
+            return x[:, 0], present.float()
+        x = x + self.kind
+        for block in self.blocks:
+            x, _ = block(x, causal=False)
+        ctx = torch.where(cold[:, None], self.context.new_tensor([0.0, 0.0, 1.0]), self.context)
+        logits = self.gate_token(x).squeeze(-1) + self.gate_context(ctx)  # (n, M)
+        gates = logits.masked_fill(~present, float("-inf")).softmax(-1)
+        gates = torch.nan_to_num(gates)  # an item with no input at all: zero vector
+        if self.use_id:
+            x = torch.cat([ident[:, None], x[:, 1:]], 1)
+        return (gates[..., None] * x).sum(1), gates  # (n, H): no normalisation, the norm carries popularity
+
+
+class FusionNet(nn.Module):
+    def __init__(self, n_items: int, item_content: Any, user_content: Any | None, counts: np.ndarray,
+                 recency: np.ndarray, cfg: FusionConfig) -> None:
+        super().__init__()
+        h = cfg.hidden
+        self.items = ItemTower(n_items, item_content, counts, recency, cfg)
+        self.users = Tokens(user_content, h, (), True) if user_content is not None and cfg.profile else None
+        if self.users is not None and not self.users.names:
+            self.users = None
+        self.prefix = 1 if self.users is not None else 0
+        self.pos = nn.Embedding(cfg.max_len + self.prefix, h)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(h, cfg.heads, cfg.inner, cfg.dropout, cfg.attn_dropout) for _ in range(cfg.layers))
+        self.norm = nn.LayerNorm(h)
+        self.apply(self._init)
+        with torch.no_grad():  # content tokens start at the ID embeddings' scale (std 0.02), not 0.02 x sqrt(width)
+            for tokens in (self.items.content, self.users):
+                for proj in getattr(tokens, "proj", []):
+                    proj[1].weight.mul_(proj[1].in_features ** -0.5)
+                if getattr(tokens, "n_numeric", 0):
+                    tokens.numeric.weight.mul_(tokens.numeric.in_features ** -0.5)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            with torch.no_grad():
+                m.weight[m.padding_idx].zero_()
+
+    def profile(self, users: torch.Tensor) -> torch.Tensor | None:
+        """(B, H) profile tokens (users beyond the table get the mean token), or None."""
+        if self.users is None:
+            return None
+        t, _ = self.users()  # (n_users, 1, H)
+        t = t[:, 0]
+        known = users < t.shape[0]
+        return torch.where(known[:, None], t[users.clamp(max=t.shape[0] - 1)], t.mean(0))
+
+    def encode(self, seq: torch.Tensor, vectors: torch.Tensor, users: torch.Tensor,
+               weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """seq (B, L) right-padded item indices + 1 -> states (B, prefix + L, H) (+ attention per layer)."""
+        b, length = seq.shape
+        h = vectors.shape[1]
+        x = torch.cat([vectors.new_zeros(1, h), vectors])[seq] * h**0.5  # (B, L, H)
+        p = self.profile(users)
+        if p is not None:
+            x = torch.cat([p[:, None] * h**0.5, x], 1)
+        x = self.drop(x + self.pos.weight[: x.shape[1]])
+        x = x * torch.cat([torch.ones(b, self.prefix, dtype=torch.bool, device=seq.device), seq > 0], 1)[..., None]
+        atts = []
+        for block in self.blocks:
+            x, a = block(x, causal=True, weights=weights)
+            atts.append(a)
+        return self.norm(x), atts
+
+
+class UserWindows(WindowBatches):
+    """:class:`WindowBatches` that also yields each window's user and whether it starts the sequence."""
+
+    def batches(self, batch_size: int, rng: np.random.Generator, align: str = "right") -> Iterator[Any]:  # type: ignore[override]
+        for rows in bucketed(self.sizes, batch_size, rng):
+            users, ends, sizes = self.windows[rows, 0], self.windows[rows, 1], self.sizes[rows]
+            seq = gather_windows(self.indptr, self.items, users, ends - sizes, sizes, int(sizes.max()), "right")
+            yield torch.from_numpy(users), torch.from_numpy(ends - sizes == 0), torch.from_numpy(seq)
+
+
+def behaviour_vectors(train: Dataset, dim: int = 32, seed: int = 0) -> np.ndarray:
+    """(n_items, dim) item factors of the normalised training matrix (targets for aligning image/audio
+    encoders to behaviour); rows of items without interactions are zero."""
+    from scipy.sparse.linalg import svds
+
+    x = train.csr("binary").astype(np.float64)
+    deg_u = np.asarray(x.sum(1)).ravel()
+    deg_i = np.asarray(x.sum(0)).ravel()
+    x = sp.diags(1 / np.sqrt(np.maximum(deg_u, 1))) @ x @ sp.diags(1 / np.sqrt(np.maximum(deg_i, 1)))
+    k = max(1, min(dim, min(x.shape) - 1))
+    _, s, vt = svds(x, k=k, random_state=seed)
+    v = (vt.T * np.sqrt(s)).astype(np.float32)
+    v[deg_i == 0] = 0
+    return v
+
+
+class Fusion(SequenceRecommender):
+    """Fused multimodal item vectors + profile token + causal Transformer; score = user . item."""
+
+    name = "fusion"
+    Config = FusionConfig
+    uses_content = True
+
+    # -- content -----------------------------------------------------------------------------
+    def _content(self, train: Dataset) -> None:
+        from fusionrec.encoders import item_content, user_content
+
+        c = self.config
+        kinds = set(train.item_schema.values()) if train.items is not None else set()
+        wanted = [m for m in ("text", "image", "audio") if getattr(c, m) and m in kinds]
+        if c.attributes and kinds & {"categorical", "multi", "numeric"}:
+            wanted.append("attributes")
+        self.item_content_ = item_content(train, modalities=wanted,
+                                          text_encoder=c.text_encoder, image_size=c.image_size,
+                                          cache_dir=c.cache_dir or None, behaviour=behaviour_vectors(train, seed=c.seed),
+                                          seed=c.seed, progress=True)
+        self.user_content_ = user_content(train) if c.profile and train.users is not None else None
+        x = train.csr("count")
+        self.item_counts_ = np.asarray(x.sum(0)).ravel().astype(np.float64)
+        ts = train.interactions["timestamp"].to_numpy().astype(np.float64)
+        last = np.full(train.n_items, -np.inf)
+        np.maximum.at(last, train.interactions["item"].to_numpy(), ts)
+        span = max(ts.max() - ts.min(), 1.0) if len(ts) else 1.0
+        self.item_recency_ = np.where(np.isfinite(last), (ts.max() - last) / span, 1.0) if len(ts) else np.ones(train.n_items)
+
+    def build_network(self) -> nn.Module:
+        return FusionNet(self.n_items_, self.item_content_, self.user_content_, self.item_counts_,
+                         self.item_recency_, self.config)
+
+    def prepare(self, train: Dataset) -> None:
+        self._content(train)
+        self.windows_ = UserWindows(self.seq_indptr_, self.seq_items_, self.config.max_len)
+
+    def steps_per_epoch(self, train: Dataset) -> int:
+        return self.windows_.steps(self.config.batch_size)
+
+    def training_batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[Any]:
+        return self.windows_.batches(self.config.batch_size, rng)
+
+    def training_step(self, batch: Any) -> torch.Tensor:
+        users, starts, seq = batch
+        c, net = self.config, self.network_
+        fallback = len(net.items.names) > 1  # id dropout only where content can stand in
+        cold = torch.rand(self.n_items_, device=seq.device) < c.id_dropout if c.id and c.id_dropout and fallback else None
+        vectors, _ = net.items(cold)  # (n_items, H)
+        h, _ = net.encode(seq[:, :-1], vectors, users)  # (B, prefix + W - 1, H)
+        loss = window_ce(h[:, net.prefix:], seq, vectors, targets=c.targets, exclude_seen=c.exclude_seen,
+                         smoothing=c.label_smoothing)
+        if net.prefix:  # the profile token predicts the first items of a sequence (new users)
+            first = starts.nonzero().squeeze(1)
+            if len(first):
+                tgt = seq[first, : c.targets] - 1  # (F, T), -1 = none
+                loss = loss + full_softmax_ce(h[first, 0], vectors, tgt) * len(first) / max(1, int((seq[:, 1:] > 0).sum()))
+        return loss
+
+    # -- self-supervised pretraining ---------------------------------------------------------
+    #: ``fusionrec pretrain``: fit runs the pretraining stage only (no next-item training)
+    pretrain_only: bool = False
+
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        if not self.pretrain_only:
+            return super()._fit(train, valid)
+        torch.manual_seed(self.config.seed)
+        self.prepare(train)
+        self.network_ = self.build_network()
+        self.pretrain_log_ = self.pretrain(train, self.config.pretrain_epochs or 20)
+        self.training_log_ = []
+        return None
+
+    def before_training(self, train: Dataset) -> None:
+        if self.config.pretrain_epochs and self.init_from is None:
+            self.pretrain_log_ = self.pretrain(train, self.config.pretrain_epochs)
+
+    def pretrain(self, train: Dataset, epochs: int) -> list[dict[str, float]]:
+        """Contrastive alignment of content with behaviour, on the built network.
+
+        Behaviour = the item factors of the normalised training matrix (:func:`behaviour_vectors`,
+        ``hidden`` dims). The ID embeddings of items with interactions start from them, and the item
+        tower run on content alone (every item treated as cold) is trained with a symmetric InfoNCE
+        loss to pick out each item's behaviour vector among a batch of 256 items. Next-item training
+        then starts from a content tower that already maps content to behaviour.
+        """
+        c, net = self.config, self.network_
+        b = torch.from_numpy(behaviour_vectors(train, dim=c.hidden, seed=c.seed))
+        seen = b.abs().sum(1) > 0
+        target = F.normalize(b, dim=1)
+        if c.id:
+            with torch.no_grad():
+                net.items.id.weight[seen] = target[seen] * 0.02 * c.hidden**0.5  # the scale of a N(0, 0.02) row
+        head = nn.Linear(c.hidden, c.hidden)
+        params = [p for n, p in net.items.named_parameters() if not n.startswith("id.")] + list(head.parameters())
+        opt = torch.optim.AdamW(params, lr=c.lr * 3, weight_decay=c.weight_decay)
+        rng = np.random.default_rng(c.seed)
+        warm = np.flatnonzero(seen.numpy())
+        everything_cold = torch.ones(self.n_items_, dtype=torch.bool)
+        log = []
+        net.train()
+        for epoch in range(1, epochs + 1):
+            total, steps = 0.0, 0
+            for chunk in np.array_split(rng.permutation(warm), max(1, len(warm) // 256)):
+                idx = torch.from_numpy(chunk)
+                v, _ = net.items(everything_cold)
+                z = F.normalize(head(v[idx]), dim=1)
+                logits = z @ target[idx].T / c.pretrain_temperature  # (b, b)
+                labels = torch.arange(len(idx))
+                loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total, steps = total + loss.item(), steps + 1
+            log.append({"epoch": epoch, "loss": total / max(steps, 1)})
+        net.eval()
+        return log
+
+    # -- scoring -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def item_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(n_items, H) fused item vectors and (n_items, M) gate weights (names: ``gate_names``)."""
+        self.network_.eval()
+        v, g = self.network_.items()
+        return v.numpy(), g.numpy()
+
+    def _blank_items(self) -> np.ndarray:
+        """(n_items,) bool: items unseen in training and without any content input."""
+        _, present = self.network_.items.content()
+        blank = ~self.network_.items.seen
+        if present is not None:
+            blank &= ~present.any(1)
+        return blank.numpy()
+
+    @property
+    def gate_names(self) -> list[str]:
+        return list(self.network_.items.names)
+
+    @torch.no_grad()
+    def user_states(self, users: np.ndarray, history: sp.csr_matrix | None, weights: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """(b, H) user vectors, the (b, L) right-padded sequences, attention per layer, lengths (b,)."""
+        net = self.network_
+        net.eval()
+        seq = scoring_sequences(self, users, history, self.config.max_len)  # (b, L) left-padded
+        seq, n = right_align(seq)
+        vectors, _ = net.items()
+        h, atts = net.encode(seq, vectors, torch.from_numpy(np.asarray(users, np.int64)), weights=weights)
+        last = (n - 1 + net.prefix).clamp(min=0)
+        return h[torch.arange(len(n)), last], seq, atts, n
+
+    @torch.no_grad()
+    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        u, _, _, n = self.user_states(users, history)
+        vectors, _ = self.network_.items()
+        s = (u @ vectors.T).numpy()
+        if not self.network_.prefix:  # no profile token: users without history get popularity
+            empty = (n == 0).numpy()
+            s[empty] = self.item_popularity_
+        s[:, self._blank_items()] = UNKNOWN_ITEM_SCORE  # nothing known about them: last, ties broken at random
+        return s
+
+    def explain(self, user: int, items: np.ndarray, history: sp.csr_matrix | None = None, top: int = 3
+                ) -> list[dict[str, Any]]:
+        """Per item: its gate weight per source, and the history items the user vector attended to most.
+
+        Attention is the last layer's, averaged over heads, from the user's newest position.
+        """
+        users = np.array([user], dtype=np.int64)
+        hist = self.history_for(users) if history is None else history
+        _, seq, atts, n = self.user_states(users, hist, weights=True)
+        _, gates = self.item_vectors()
+        names = self.gate_names
+        prefix = self.network_.prefix
+        att = atts[-1][0].mean(0)[int(n[0]) - 1 + prefix] if int(n[0]) + prefix else None  # (prefix + L,)
+        attended: list[dict[str, Any]] = []
+        if att is not None:
+            if prefix:
+                attended.append({"item": None, "source": "profile", "attention": float(att[0])})
+            w = att[prefix: prefix + int(n[0])]
+            for j in torch.argsort(w, descending=True)[:top].tolist():
+                attended.append({"item": int(seq[0, j]) - 1, "source": "history", "attention": float(w[j])})
+        out = []
+        for i in np.asarray(items, dtype=np.int64):
+            out.append({"item": int(i), "gates": {m: float(gates[i, k]) for k, m in enumerate(names)},
+                        "attended": attended, "seen_in_training": bool(self.item_counts_[i] > 0)})
+        return out
+
+    # -- cold start: rows added after training ---------------------------------------------------
+    def add_items(self, items: Any) -> int:
+        """Append new items described by rows of an items table (the training items' columns); returns
+        how many. They are scored from their content at once, without retraining."""
+        from fusionrec.encoders import extend_items
+
+        self._check_fitted()
+        new = extend_items(self.item_content_, items, cache_dir=self.config.cache_dir or None)
+        k = new.n
+        self.item_content_ = self.item_content_.append(new)
+        self.item_counts_ = np.concatenate([self.item_counts_, np.zeros(k)])
+        self.item_recency_ = np.concatenate([self.item_recency_, np.ones(k)])
+        self.train_matrix_ = sp.hstack([self.train_matrix_, sp.csr_matrix((self.train_matrix_.shape[0], k))]).tocsr()
+        self.item_popularity_ = np.concatenate([self.item_popularity_, np.zeros(k, np.float32)])
+        self.n_items_ += k
+        self._rebuild()
+        return k
+
+    def add_users(self, users: Any) -> int:
+        """Append new users' profiles (rows of a users table with the training users' columns); returns
+        how many. Their dense indices follow the training users in the given order."""
+        from fusionrec.encoders import user_content
+        from fusionrec.encoders.content import ContentFeatures
+
+        self._check_fitted()
+        if self.user_content_ is None:
+            raise ConfigError("this run was trained without user profiles; new users need only events (--history)")
+        frame = users.reset_index(drop=True)
+        schema = {c: k for c, k in self.user_content_.schema.items() if c in frame.columns} or dict(self.user_content_.schema)
+        view = type("Profiles", (), {"n_users": len(frame), "users": frame, "user_schema": schema})()
+        new: ContentFeatures = user_content(view, vocab=self.user_content_.vocab,  # type: ignore[arg-type]
+                                            numeric_stats=self.user_content_.numeric_stats)
+        self.user_content_ = self.user_content_.append(new)
+        self._rebuild()
+        return new.n
+
+    def _rebuild(self) -> None:
+        """A network for the current rows with every learned weight kept (new ID rows stay untrained)."""
+        old = self.network_.state_dict()
+        net = self.build_network()
+        state = net.state_dict()
+        for key, v in old.items():
+            if key not in state:
+                continue
+            if state[key].shape == v.shape:
+                state[key] = v
+            elif key == "items.id.weight":  # new items: untrained IDs (they are cold, so never read)
+                state[key][: v.shape[0]] = v
+        net.load_state_dict(state)
+        net.eval()
+        self.network_ = net
+
+    # -- persistence -------------------------------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray]:
+        state = super()._state()
+        state["item_counts"], state["item_recency"] = self.item_counts_, self.item_recency_
+        for side, content in (("items", self.item_content_), ("users", self.user_content_)):
+            if content is None:
+                continue
+            arrays, meta = content.to_state()
+            state.update({f"content.{side}.{k}": v for k, v in arrays.items()})
+            state[f"content.{side}.meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        return state
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        from fusionrec.encoders import ContentFeatures
+
+        self.item_counts_, self.item_recency_ = state["item_counts"], state["item_recency"]
+        contents: dict[str, Any] = {"items": None, "users": None}
+        for side in contents:
+            key = f"content.{side}.meta"
+            if key in state:
+                meta = json.loads(bytes(state[key]).decode())
+                pre = f"content.{side}."
+                arrays = {k[len(pre):]: v for k, v in state.items() if k.startswith(pre) and k != key}
+                contents[side] = ContentFeatures.from_state(arrays, meta)
+        self.item_content_, self.user_content_ = contents["items"], contents["users"]
+        super()._load_state(state)

@@ -1,0 +1,149 @@
+"""The fusion Transformer on the synthetic world, whose ground truth says which modality matters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from fusionrec.data.splits import cold_item_split
+from fusionrec.data.synthetic import SyntheticConfig, generate
+from fusionrec.evaluation.evaluate import evaluate
+from fusionrec.models.base import Recommender
+from fusionrec.models.fusion import Fusion, FusionConfig
+
+TINY = {"hidden": 32, "inner": 64, "layers": 1, "heads": 2, "max_len": 20, "dropout": 0.1, "attn_dropout": 0.0,
+        "targets": 1, "epochs": 15, "batch_size": 32, "lr": 0.005, "warmup_steps": 0, "threads": 1,
+        "text_encoder": "hashed", "image_size": 16, "fusion_inner": 64, "id_dropout": 0.3, "pretrain_epochs": 20}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A world whose utility depends on the images only (colours and shapes encode the factors)."""
+    cfg = SyntheticConfig(n_users=300, n_items=120, seed=3, signal=("image",), mean_events=25, noise=0.3,
+                          media=True, image_size=16)
+    return generate(cfg, media_dir=tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(scope="module")
+def cold(world):
+    return cold_item_split(world, frac=0.25, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(cold, tmp_path_factory):
+    cache = str(tmp_path_factory.mktemp("cache"))
+    return Fusion(FusionConfig(**TINY, cache_dir=cache)).fit(cold.train)
+
+
+def _cold_recall(model: Recommender, split, k: int = 10) -> float:
+    mask = np.zeros(split.train.n_items, dtype=bool)
+    mask[np.unique(split.test.interactions["item"].to_numpy())] = True
+    return evaluate(model, split.test, (k,), candidates=mask).metrics[f"Recall@{k}"]
+
+
+def test_cold_items_are_ranked_from_their_images(fitted, cold, tmp_path) -> None:
+    """Items never seen in training are ranked from content: with images, well above chance (10 of
+    30 cold items: 0.33); without the image modality (text, genres and price carry no signal in
+    this world) near chance."""
+    blind = Fusion(FusionConfig(**{**TINY, "image": False}, cache_dir=str(tmp_path))).fit(cold.train)
+    with_image, without = _cold_recall(fitted, cold), _cold_recall(blind, cold)
+    assert with_image > without + 0.08 and with_image > 0.45, (with_image, without)
+
+
+def test_the_gate_leans_on_content_for_cold_items(fitted) -> None:
+    """A cold item has no behaviour: its ID weight is 0 and its vector is all content; warm items
+    give their learned ID a real share, and every item's weights sum to 1."""
+    _, gates = fitted.item_vectors()
+    id_gate = gates[:, fitted.gate_names.index("id")]
+    seen = fitted.item_counts_ > 0
+    assert (id_gate[~seen] == 0).all()
+    assert id_gate[seen].mean() > 0.05
+    np.testing.assert_allclose(gates.sum(1), 1.0, rtol=1e-5)
+
+
+def test_save_load_gives_identical_scores(fitted, tmp_path) -> None:
+    fitted.save(tmp_path / "m")
+    again = Recommender.load(tmp_path / "m")
+    users = np.arange(20)
+    np.testing.assert_allclose(again.score(users), fitted.score(users), rtol=1e-5, atol=1e-5)
+
+
+def test_a_new_user_with_a_profile_and_no_history_gets_a_full_list(fitted) -> None:
+    items, _ = fitted.recommend(np.array([fitted.n_users_ + 5]), k=10)
+    assert (items >= 0).all() and len(set(items[0])) == 10
+
+
+def test_explain_reports_gates_and_attended_history(fitted) -> None:
+    user = int(np.argmax(np.diff(fitted.train_matrix_.indptr)))
+    items, _ = fitted.recommend(np.array([user]), k=3)
+    rows = fitted.explain(user, items[0])
+    assert len(rows) == 3
+    for r in rows:
+        assert set(r["gates"]) == set(fitted.gate_names)
+        assert abs(sum(r["gates"].values()) - 1) < 1e-5
+        history = [a for a in r["attended"] if a["source"] == "history"]
+        assert history and all(fitted.train_matrix_[user, a["item"]] for a in history)
+
+
+def test_switches_remove_tokens(cold, tmp_path) -> None:
+    model = Fusion(FusionConfig(**{**TINY, "epochs": 1, "text": False, "attributes": False},
+                                cache_dir=str(tmp_path))).fit(cold.train)
+    assert "text" not in model.gate_names and "attributes" not in model.gate_names and "image" in model.gate_names
+
+
+def test_nothing_left_is_a_clear_error(cold, tmp_path) -> None:
+    off = {m: False for m in ("id", "text", "image", "audio", "attributes", "kg")}
+    with pytest.raises(Exception, match="no item input"):
+        Fusion(FusionConfig(**{**TINY, **off, "epochs": 1}, cache_dir=str(tmp_path))).fit(cold.train)
+
+
+def test_same_seed_same_scores(cold, tmp_path) -> None:
+    cfg = FusionConfig(**{**TINY, "epochs": 2}, cache_dir=str(tmp_path))
+    a, b = Fusion(cfg).fit(cold.train), Fusion(cfg).fit(cold.train)
+    torch.testing.assert_close(torch.from_numpy(a.score(np.arange(10))), torch.from_numpy(b.score(np.arange(10))))
+
+
+def test_new_items_from_a_table_are_scored_like_the_same_cold_items(fitted, cold, tmp_path) -> None:
+    """Rows added after training (``recommend --new-items``) are encoded as at training time: a copy
+    of a cold item's row scores exactly like that cold item, and nothing else changes."""
+    fitted.save(tmp_path / "m")
+    model = Recommender.load(tmp_path / "m")
+    users = np.arange(30)
+    before = model.score(users)
+    rows = cold.train.items.iloc[cold.cold_items[:4]]
+    assert model.add_items(rows) == 4
+    after = model.score(users)
+    assert after.shape == (30, before.shape[1] + 4)
+    np.testing.assert_allclose(after[:, : before.shape[1]], before, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(after[:, before.shape[1]:], before[:, cold.cold_items[:4]], rtol=1e-5, atol=1e-5)
+
+
+def test_new_users_with_a_profile_get_it_read(fitted, tmp_path) -> None:
+    """Profiles added after training (``recommend --new-users``) drive a history-less user's list."""
+    fitted.save(tmp_path / "m")
+    model = Recommender.load(tmp_path / "m")
+    n0 = model.user_content_.n
+    assert model.add_users(pd.DataFrame({"age": [20, 70], "region": ["coast", "north"]})) == 2
+    s = model.score(np.array([n0, n0 + 1]), sp.csr_matrix((2, model.n_items_), dtype=np.float32))
+    assert np.isfinite(s).all() and not np.allclose(s[0], s[1])
+
+
+@pytest.mark.parametrize("modality", [
+    pytest.param("audio", marks=pytest.mark.xfail(
+        reason="known gap: the behaviour-aligned log-mel CNN keeps less of the tone properties than the "
+               "untrained features (ridge R^2 0.13 vs 0.44 on 90 warm items), and cold recall stays at the "
+               "no-audio level (0.39)", strict=False)),
+    "text",
+])
+def test_cold_items_are_ranked_from_the_modality_that_carries_the_signal(modality: str, tmp_path) -> None:
+    """As for images: a world whose utility depends on ``modality`` only; with it vs without it."""
+    cfg = SyntheticConfig(n_users=300, n_items=120, seed=3, signal=(modality,), mean_events=25, noise=0.3,
+                          media=True, image_size=16)
+    split = cold_item_split(generate(cfg, media_dir=tmp_path / "media"), frac=0.25, seed=0)
+    with_it = Fusion(FusionConfig(**TINY, cache_dir=str(tmp_path))).fit(split.train)
+    without = Fusion(FusionConfig(**{**TINY, modality: False}, cache_dir=str(tmp_path))).fit(split.train)
+    a, b = _cold_recall(with_it, split), _cold_recall(without, split)
+    assert a > b + 0.08 and a > 0.45, (a, b)
