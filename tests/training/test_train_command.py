@@ -20,6 +20,7 @@ import pytest
 
 from fusionrec.data import Dataset
 from fusionrec.data.io import write_directory
+from fusionrec.training.trainer import read_checkpoint
 from tests.conftest import tiny_interactions
 
 EPOCHS = 12
@@ -75,7 +76,9 @@ def test_kill_9_then_the_same_command_resumes(workdir: Path, uninterrupted: Path
         proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    done = json.loads((partial / "last.json").read_text())["epoch"] + 1
+    committed = read_checkpoint(partial)  # the commit point (last.json is a readable copy, written after it)
+    assert committed is not None
+    done = committed[0]["epoch"] + 1
     assert 1 <= done < EPOCHS and not run.exists()
 
     again = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
