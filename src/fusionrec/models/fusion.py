@@ -57,7 +57,7 @@ from fusionrec.models.next_item import (
     window_ce,
 )
 from fusionrec.models.sasrec import Block as SASRecBlock
-from fusionrec.models.sasrec import SASRecConfig
+from fusionrec.models.sasrec import SASRecConfig, SASRecNet
 from fusionrec.models.torch_base import SequenceRecommender
 
 #: content modalities that arrive as frozen vectors (ContentFeatures.vectors)
@@ -273,15 +273,7 @@ class FusionNet(nn.Module):
                 if getattr(tokens, "n_numeric", 0):
                     tokens.numeric.weight.mul_(tokens.numeric.in_features ** -0.5)
 
-    @staticmethod
-    def _init(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, std=0.02)
-        if isinstance(m, nn.Linear) and m.bias is not None:
-            nn.init.zeros_(m.bias)
-        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
-            with torch.no_grad():
-                m.weight[m.padding_idx].zero_()
+    _init = staticmethod(SASRecNet._init)  # the same initialisation as SASRec
 
     def profile(self, users: torch.Tensor) -> torch.Tensor | None:
         """(B, H) profile tokens (users beyond the table get the mean token), or None."""
