@@ -19,6 +19,7 @@ MODELS: dict[str, str] = {
     "puresvd": "fusionrec.models.puresvd:PureSVD",
     "als": "fusionrec.models.als:ALS",
     "bpr": "fusionrec.models.bpr:BPR",
+    "kg": "fusionrec.models.kg:KGRecommender",
     "mf": "fusionrec.models.mf:BiasedMF",
     "ncf": "fusionrec.models.ncf:NCF",
     "sasrec": "fusionrec.models.sasrec:SASRec",
@@ -26,6 +27,7 @@ MODELS: dict[str, str] = {
     "caser": "fusionrec.models.caser:Caser",
     "ratingformer": "fusionrec.models.rating_transformer:RatingFormer",
     "fusion": "fusionrec.models.fusion:Fusion",
+    "social": "fusionrec.models.social:SocialRecommender",
 }
 
 #: models that exist but are not trained by name (built from given factors)
