@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from fusionrec.encoders.attributes import encode_attributes
+from fusionrec.encoders.attributes import encode_attributes, piecewise_linear
 
 SCHEMA = {"genre": "categorical", "tags": "multi", "year": "numeric", "price": "numeric", "title": "text"}
 
@@ -59,6 +59,26 @@ def test_vocab_and_stats_reuse_for_new_rows() -> None:
     # the same value gets the same standardised number as in the fitted rows
     assert a.numeric[0, 0] == base.numeric[1, 0]
     assert a.numeric[1, 0] == base.numeric[0, 0]
+
+
+def test_piecewise_linear_bins_follow_fitted_quantiles() -> None:
+    years = pd.DataFrame({"year": np.r_[np.arange(1930, 1990, 3), np.repeat(1997.0, 60), [np.nan]]})
+    a = encode_attributes(years, {"year": "numeric"})
+    mean, std, *edges = a.numeric_stats["year"]
+    assert edges == sorted(edges) and len(set(edges)) == len(edges) >= 2  # repeated quantiles collapse
+    ple = piecewise_linear(a.numeric, a.numeric_missing, a.numeric_columns, a.numeric_stats)
+    assert ple.shape == (len(years), len(edges) - 1) and ple.dtype == np.float32
+    assert ((ple >= 0) & (ple <= 1)).all() and (ple[-1] == 0).all()  # missing -> zeros
+    total = ple.sum(1)[:-1]
+    assert (np.diff(total[np.argsort(years["year"].to_numpy()[:-1], kind="stable")]) >= 0).all()  # monotone in v
+    assert total[0] == 0 and total[-1] == len(edges) - 1  # the minimum fills no bin, the maximum all
+    # new rows reuse the edges: an out-of-range year saturates instead of being refitted
+    new = encode_attributes(pd.DataFrame({"year": [2050.0, 1931.5]}), {"year": "numeric"}, numeric_stats=a.numeric_stats)
+    assert new.numeric_stats == a.numeric_stats
+    p2 = piecewise_linear(new.numeric, new.numeric_missing, new.numeric_columns, new.numeric_stats)
+    assert p2[0].sum() == len(edges) - 1 and 0 < p2[1].sum() < 1
+    # stats saved before edges were kept (mean, std only) give no bins
+    assert piecewise_linear(a.numeric, a.numeric_missing, ["year"], {"year": [mean, std]}).shape == (len(years), 0)
 
 
 def test_no_table_means_all_missing() -> None:

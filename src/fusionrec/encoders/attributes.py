@@ -7,7 +7,9 @@ categorical    (n,) int64 codes; 0 = missing or unknown, c >= 1 is ``vocab[col][
 multi          CSR ``(indptr (n + 1,), codes)`` of codes >= 1: values split on ``|``, stripped, empty
                and repeated values dropped, unknown values dropped
 numeric        (n, k) float32 standardised with the fitted mean / std (std 0 -> 1), missing -> 0, plus
-               a (n, k) bool missing mask; text that is not a number counts as missing (logged)
+               a (n, k) bool missing mask; text that is not a number counts as missing (logged).
+               The fitted quantile edges (standardised units) follow mean and std in
+               ``numeric_stats[col]``; :func:`piecewise_linear` turns values into bin codes with them
 =============  =====================================================================================
 
 A vocabulary lists values by decreasing frequency, ties by value, so codes are deterministic.
@@ -48,7 +50,7 @@ class Attributes:
     numeric: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     numeric_missing: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
     numeric_columns: list[str] = field(default_factory=list)
-    numeric_stats: dict[str, list[float]] = field(default_factory=dict)  # col -> [mean, std]
+    numeric_stats: dict[str, list[float]] = field(default_factory=dict)  # col -> [mean, std, *quantile edges]
     vocab: dict[str, list[str]] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # col -> {"missing": .., "unknown": ..}
 
@@ -84,6 +86,41 @@ def build_vocab(values: list[str]) -> list[str]:
     """Distinct values by decreasing count, ties by value."""
     c = Counter(values)
     return sorted(c, key=lambda v: (-c[v], v))
+
+
+#: quantile bins per numeric column for :func:`piecewise_linear`
+NUMERIC_BINS = 16
+
+
+def quantile_edges(values: np.ndarray, bins: int = NUMERIC_BINS) -> list[float]:
+    """Distinct quantiles of ``values`` at 0, 1/bins, ..., 1 (fewer when values repeat)."""
+    if not len(values):
+        return []
+    return [float(e) for e in np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))]
+
+
+def piecewise_linear(numeric: np.ndarray, missing: np.ndarray, columns: list[str],
+                     stats: Mapping[str, list[float]]) -> np.ndarray:
+    """Piecewise-linear encoding of standardised numeric columns, (n, total bins) float32.
+
+    Bin ``b`` of a value v with edges e: 0 below e[b], 1 above e[b+1], linear in between (Gorishniy,
+    Rubachev & Babenko, "On Embeddings for Numerical Features in Tabular Deep Learning", NeurIPS
+    2022). A linear layer on top can then follow any piecewise-linear curve in v: a movie's release
+    year, for example, predicts its audience far from linearly. Missing values encode as zeros;
+    columns fitted before edges were kept (stats of length 2) contribute no bins.
+    """
+    parts = []
+    for j, col in enumerate(columns):
+        edges = np.asarray(stats.get(col, [])[2:], dtype=np.float64)
+        if len(edges) < 2:
+            continue
+        lo, hi = edges[:-1], edges[1:]
+        v = numeric[:, j : j + 1].astype(np.float64)
+        enc = np.clip((v - lo) / np.maximum(hi - lo, 1e-12), 0.0, 1.0)
+        parts.append(np.where(missing[:, j : j + 1], 0.0, enc))
+    if not parts:
+        return np.zeros((len(numeric), 0), np.float32)
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def encode_attributes(frame: pd.DataFrame | None, schema: Mapping[str, str], *, n: int | None = None,
@@ -159,14 +196,16 @@ def encode_attributes(frame: pd.DataFrame | None, schema: Mapping[str, str], *, 
             log.warning("numeric column %r: %d value(s) are not numbers (e.g. %r); treated as missing", col, bad,
                         raw[not_number].iloc[0])
         if col in stats:
-            mean, std = (float(s) for s in stats[col])
+            fitted = [float(s) for s in stats[col]]
+            mean, std = fitted[:2]
         else:
             ok = v[~miss]
             mean = float(ok.mean()) if len(ok) else 0.0
             sd = float(ok.std()) if len(ok) else 0.0
             std = sd if sd > 1e-12 else 1.0
+            fitted = [mean, std, *quantile_edges((ok - mean) / std)]
         out.numeric[:, j] = np.where(miss, 0.0, (np.nan_to_num(v) - mean) / std)
         out.numeric_missing[:, j] = miss
-        out.numeric_stats[col] = [mean, std]
+        out.numeric_stats[col] = fitted
         out.counts[col] = {"missing": int(miss.sum()), "unknown": bad}
     return out

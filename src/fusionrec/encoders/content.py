@@ -76,7 +76,7 @@ class ContentFeatures:
     vocab: dict[str, list[str]]  # column -> values, code c is vocab[col][c-1]
     info: dict[str, object]  # encoder per modality, counts of missing/corrupt, cache hits, timings
     numeric_columns: list[str] = field(default_factory=list)  # the k columns of ``numeric``, in order
-    numeric_stats: dict[str, list[float]] = field(default_factory=dict)  # column -> [mean, std] used
+    numeric_stats: dict[str, list[float]] = field(default_factory=dict)  # column -> [mean, std, *edges] used
     sources: dict[str, list[str]] = field(default_factory=dict)  # modality -> the columns it was made from
     schema: dict[str, str] = field(default_factory=dict)  # {column: kind} that was encoded
     encoders: dict[str, Any] = field(default_factory=dict)  # modality -> fitted encoder (for extend_items)

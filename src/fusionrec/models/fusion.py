@@ -46,6 +46,7 @@ from torch import nn
 
 from fusionrec.data.schema import Dataset
 from fusionrec.errors import ConfigError
+from fusionrec.graph.explain import GraphExplainer
 from fusionrec.models.base import UNKNOWN_ITEM_SCORE
 from fusionrec.models.next_item import (
     WindowBatches,
@@ -72,8 +73,11 @@ class FusionConfig(SASRecConfig):
     image: bool = True
     audio: bool = True
     attributes: bool = True
-    kg: bool = True
+    kg: bool = True  # KG entity token (TransE over the dataset's KG + item attribute triples)
     profile: bool = True
+    social: bool = True  # social token: the mean of the friends' training items (datasets with friends)
+    kg_dim: int = 64
+    kg_epochs: int = 50
     # content encoding (fusionrec.encoders)
     text_encoder: str = "auto"  # "auto" (MiniLM when installed, else hashed n-grams), "minilm", "hashed" or a model folder
     image_size: int = 32
@@ -86,6 +90,10 @@ class FusionConfig(SASRecConfig):
     # self-supervised pretraining (fusionrec pretrain; see Fusion.pretrain)
     pretrain_epochs: int = 0  # > 0: align content with behaviour before next-item training
     pretrain_temperature: float = 0.1
+    # items unseen in training: vector = ridge map from content to the warm items' vectors (content_map.py)
+    content_map: bool = True
+    content_map_l2: float = 0.0  # 0: chosen on held-out warm items
+    content_map_tower: bool = True  # the item tower's content-only output is a feature of the map too
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,6 +104,10 @@ class FusionConfig(SASRecConfig):
             raise ValueError("FusionConfig.fusion_layers must be >= 0 and fusion_inner >= 1")
         if self.pretrain_epochs < 0 or self.pretrain_temperature <= 0:
             raise ValueError("FusionConfig.pretrain_epochs must be >= 0 and pretrain_temperature > 0")
+        if self.kg_dim < 1 or self.kg_epochs < 1:
+            raise ValueError("FusionConfig.kg_dim and kg_epochs must be >= 1")
+        if self.content_map_l2 < 0:
+            raise ValueError(f"FusionConfig.content_map_l2 must be >= 0 (0 = choose it), got {self.content_map_l2}")
         if self.positions != "start":
             raise ValueError("FusionConfig.positions must be 'start' (the profile token comes first)")
 
@@ -253,14 +265,17 @@ class ItemTower(nn.Module):
 
 class FusionNet(nn.Module):
     def __init__(self, n_items: int, item_content: Any, user_content: Any | None, counts: np.ndarray,
-                 recency: np.ndarray, cfg: FusionConfig) -> None:
+                 recency: np.ndarray, cfg: FusionConfig, social: bool = False) -> None:
         super().__init__()
         h = cfg.hidden
         self.items = ItemTower(n_items, item_content, counts, recency, cfg)
         self.users = Tokens(user_content, h, (), True) if user_content is not None and cfg.profile else None
         if self.users is not None and not self.users.names:
             self.users = None
-        self.prefix = 1 if self.users is not None else 0
+        # social token: projection of the mean fused vector of the friends' items (no friends: a learned vector)
+        self.social = nn.Sequential(nn.LayerNorm(h), nn.Linear(h, h)) if social else None
+        self.no_friends = nn.Parameter(torch.zeros(h)) if social else None
+        self.prefix = int(self.users is not None) + int(social)
         self.pos = nn.Embedding(cfg.max_len + self.prefix, h)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(h, cfg.heads, cfg.inner, cfg.dropout, cfg.attn_dropout) for _ in range(cfg.layers))
@@ -285,14 +300,26 @@ class FusionNet(nn.Module):
         return torch.where(known[:, None], t[users.clamp(max=t.shape[0] - 1)], t.mean(0))
 
     def encode(self, seq: torch.Tensor, vectors: torch.Tensor, users: torch.Tensor,
-               weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """seq (B, L) right-padded item indices + 1 -> states (B, prefix + L, H) (+ attention per layer)."""
+               weights: bool = False, friends: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """seq (B, L) right-padded item indices + 1 -> states (B, prefix + L, H) (+ attention per layer).
+
+        ``friends`` (B, n_items): each user's friends' item distribution (rows summing to 1, or 0 without
+        friends); needed when the network has a social token.
+        """
         b, length = seq.shape
         h = vectors.shape[1]
         x = torch.cat([vectors.new_zeros(1, h), vectors])[seq] * h**0.5  # (B, L, H)
+        prefix = []
         p = self.profile(users)
         if p is not None:
-            x = torch.cat([p[:, None] * h**0.5, x], 1)
+            prefix.append(p)
+        if self.social is not None:
+            if friends is None:
+                raise ValueError("this network has a social token: pass friends=(B, n_items)")
+            has = friends.sum(1, keepdim=True) > 0
+            prefix.append(torch.where(has, self.social(friends @ vectors), self.no_friends))
+        if prefix:
+            x = torch.cat([torch.stack(prefix, 1) * h**0.5, x], 1)
         x = self.drop(x + self.pos.weight[: x.shape[1]])
         x = x * torch.cat([torch.ones(b, self.prefix, dtype=torch.bool, device=seq.device), seq > 0], 1)[..., None]
         atts = []
@@ -328,7 +355,7 @@ def behaviour_vectors(train: Dataset, dim: int = 32, seed: int = 0) -> np.ndarra
     return v
 
 
-class Fusion(SequenceRecommender):
+class Fusion(GraphExplainer, SequenceRecommender):
     """Fused multimodal item vectors + profile token + causal Transformer; score = user . item."""
 
     name = "fusion"
@@ -349,6 +376,7 @@ class Fusion(SequenceRecommender):
                                           cache_dir=c.cache_dir or None, behaviour=behaviour_vectors(train, seed=c.seed),
                                           seed=c.seed, progress=True)
         self.user_content_ = user_content(train) if c.profile and train.users is not None else None
+        self._graph_content(train)
         x = train.csr("count")
         self.item_counts_ = np.asarray(x.sum(0)).ravel().astype(np.float64)
         ts = train.interactions["timestamp"].to_numpy().astype(np.float64)
@@ -357,9 +385,60 @@ class Fusion(SequenceRecommender):
         span = max(ts.max() - ts.min(), 1.0) if len(ts) else 1.0
         self.item_recency_ = np.where(np.isfinite(last), (ts.max() - last) / span, 1.0) if len(ts) else np.ones(train.n_items)
 
+    def _graph_content(self, train: Dataset) -> None:
+        """The heterogeneous sources: the KG token's entity vectors and the social token's friend matrix.
+
+        ``triples_`` (the dataset's KG plus item attribute triples) and ``friends_`` are kept for
+        explanations even when the corresponding token is switched off.
+        """
+        from fusionrec.graph.social import friend_matrix, normalize_rows
+        from fusionrec.graph.triples import attribute_triples, triples_from_dataset
+
+        c = self.config
+        self.triples_ = None
+        has_kg = train.kg is not None and len(train.kg) > 0
+        has_attrs = train.items is not None and any(k in ("categorical", "multi") for k in train.item_schema.values())
+        if has_kg or has_attrs:
+            triples = triples_from_dataset(train)
+            self.triples_ = triples.merge(attribute_triples(train)) if has_attrs else triples
+        if c.kg and has_kg and self.triples_ is not None:
+            self.item_content_.vectors["kg"], self.item_content_.present["kg"] = self._kg_vectors(self.triples_)
+        self.friends_ = friend_matrix(train) if train.social is not None and len(train.social) else None
+        self.social_items_ = None
+        if c.social and self.friends_ is not None:
+            # row u: the mean over u's friends of each friend's item distribution (training events only)
+            self.social_items_ = (normalize_rows(self.friends_) @ normalize_rows(train.csr("binary"))).tocsr()
+            self.social_items_.data = self.social_items_.data.astype(np.float32)
+
+    def _kg_vectors(self, triples: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(n_items, kg_dim) TransE entity vectors of the items' nodes, and (n_items,) whether a node has triples."""
+        from fusionrec.graph.kge import KGEConfig, KGEmbedding
+
+        c = self.config
+        emb = KGEmbedding(KGEConfig(model="transe", dim=c.kg_dim, epochs=c.kg_epochs, seed=c.seed,
+                                    threads=c.threads)).fit(triples)
+        nodes = triples.item_entity
+        present = triples.degree[nodes] > 0
+        vectors = emb.entity_vectors()[nodes].astype(np.float32)
+        vectors[~present] = 0
+        return vectors, present
+
+    def _friend_rows(self, users: np.ndarray | torch.Tensor) -> torch.Tensor | None:
+        """(B, n_items) dense friends' item distribution of ``users`` (0 rows for users without friends)."""
+        if self.social_items_ is None:
+            return None
+        u = np.asarray(users, dtype=np.int64)
+        m = self.social_items_
+        out = np.zeros((len(u), self.n_items_), dtype=np.float32)
+        known = np.flatnonzero(u < m.shape[0])  # users added after training have no friends here
+        if len(known):
+            sub = m[u[known]].toarray()
+            out[known, : sub.shape[1]] = sub  # items added after training: no friend has them
+        return torch.from_numpy(out)
+
     def build_network(self) -> nn.Module:
         return FusionNet(self.n_items_, self.item_content_, self.user_content_, self.item_counts_,
-                         self.item_recency_, self.config)
+                         self.item_recency_, self.config, social=getattr(self, "social_items_", None) is not None)
 
     def prepare(self, train: Dataset) -> None:
         self._content(train)
@@ -377,14 +456,14 @@ class Fusion(SequenceRecommender):
         fallback = len(net.items.names) > 1  # id dropout only where content can stand in
         cold = torch.rand(self.n_items_, device=seq.device) < c.id_dropout if c.id and c.id_dropout and fallback else None
         vectors, _ = net.items(cold)  # (n_items, H)
-        h, _ = net.encode(seq[:, :-1], vectors, users)  # (B, prefix + W - 1, H)
+        h, _ = net.encode(seq[:, :-1], vectors, users, friends=self._friend_rows(users.numpy()))  # (B, prefix + W - 1, H)
         loss = window_ce(h[:, net.prefix:], seq, vectors, targets=c.targets, exclude_seen=c.exclude_seen,
                          smoothing=c.label_smoothing)
-        if net.prefix:  # the profile token predicts the first items of a sequence (new users)
+        if net.prefix:  # the profile / social tokens predict the first items of a sequence (new users)
             first = starts.nonzero().squeeze(1)
             if len(first):
                 tgt = seq[first, : c.targets] - 1  # (F, T), -1 = none
-                loss = loss + full_softmax_ce(h[first, 0], vectors, tgt) * len(first) / max(1, int((seq[:, 1:] > 0).sum()))
+                loss = loss + full_softmax_ce(h[first, net.prefix - 1], vectors, tgt) * len(first) / max(1, int((seq[:, 1:] > 0).sum()))
         return loss
 
     # -- self-supervised pretraining ---------------------------------------------------------
@@ -392,8 +471,11 @@ class Fusion(SequenceRecommender):
     pretrain_only: bool = False
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        self.content_map_ = None
         if not self.pretrain_only:
-            return super()._fit(train, valid)
+            super()._fit(train, valid)
+            self._fit_content_map()
+            return None
         torch.manual_seed(self.config.seed)
         self.prepare(train)
         self.network_ = self.build_network()
@@ -446,12 +528,64 @@ class Fusion(SequenceRecommender):
         net.eval()
         return log
 
-    # -- scoring -----------------------------------------------------------------------------
+    # -- cold items: content map -------------------------------------------------------------
+    content_map_: Any = None
+
+    def _mapped_items(self) -> np.ndarray:
+        """(n_items,) bool: unseen items with some content, whose vector comes from the content map."""
+        return (self.item_counts_ == 0) & ~self._blank_items() if self.content_map_ is not None else \
+            np.zeros(self.n_items_, bool)
+
     @torch.no_grad()
-    def item_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """(n_items, H) fused item vectors and (n_items, M) gate weights (names: ``gate_names``)."""
+    def _fit_content_map(self) -> None:
+        """Ridge from content to the trained warm vectors (see :mod:`fusionrec.models.content_map`)."""
+        from fusionrec.models.content_map import ContentMap
+
+        self.content_map_ = None
+        c = self.config
+        warm = np.flatnonzero(self.item_counts_ > 0)
+        if not c.content_map or not self.network_.items.content.names or len(warm) < 10:
+            return
+        self.network_.eval()
+        vectors, _ = self.network_.items()
+        users = np.flatnonzero(np.diff(self.train_matrix_.indptr) > 0)
+        moment = np.zeros((vectors.shape[1],) * 2)
+        for start in range(0, len(users), 512):
+            batch = users[start: start + 512]
+            u = self.user_states(batch, self.history_for(batch))[0].double().numpy()
+            moment += u.T @ u
+        self.content_map_ = ContentMap.fit(self.item_content_, vectors.numpy(), warm, moment / max(len(users), 1),
+                                           l2=c.content_map_l2, seed=c.seed, extra=self._tower_features())
+
+    @torch.no_grad()
+    def _tower_features(self) -> dict[str, np.ndarray]:
+        """The item tower's content-only output for every item: a learned, nonlinear content feature
+        for the map, next to the raw content (it carries what the tower learned, e.g. from hashed text)."""
+        if not self.config.content_map_tower:
+            return {}
+        self.network_.eval()
+        return {"tower": self.network_.items(torch.ones(self.n_items_, dtype=torch.bool))[0].numpy()}
+
+    @torch.no_grad()
+    def _vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n_items, H) item vectors (mapped from content for unseen items) and (n_items, M) gates."""
         self.network_.eval()
         v, g = self.network_.items()
+        mapped = np.flatnonzero(self._mapped_items())
+        if len(mapped):
+            v = v.clone()
+            v[torch.from_numpy(mapped)] = torch.from_numpy(
+                self.content_map_.predict(self.item_content_, mapped, extra=self._tower_features()))
+        return v, g
+
+    # -- scoring -----------------------------------------------------------------------------
+    def item_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(n_items, H) item vectors and (n_items, M) gate weights (names: ``gate_names``).
+
+        Items unseen in training take their vector from the content map when the run has one; their
+        gates are the item tower's content-only weights.
+        """
+        v, g = self._vectors()
         return v.numpy(), g.numpy()
 
     def _blank_items(self) -> np.ndarray:
@@ -474,15 +608,16 @@ class Fusion(SequenceRecommender):
         net.eval()
         seq = scoring_sequences(self, users, history, self.config.max_len)  # (b, L) left-padded
         seq, n = right_align(seq)
-        vectors, _ = net.items()
-        h, atts = net.encode(seq, vectors, torch.from_numpy(np.asarray(users, np.int64)), weights=weights)
+        vectors, _ = self._vectors()
+        h, atts = net.encode(seq, vectors, torch.from_numpy(np.asarray(users, np.int64)), weights=weights,
+                             friends=self._friend_rows(users))
         last = (n - 1 + net.prefix).clamp(min=0)
         return h[torch.arange(len(n)), last], seq, atts, n
 
     @torch.no_grad()
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         u, _, _, n = self.user_states(users, history)
-        vectors, _ = self.network_.items()
+        vectors, _ = self._vectors()
         s = (u @ vectors.T).numpy()
         if not self.network_.prefix:  # no profile token: users without history get popularity
             empty = (n == 0).numpy()
@@ -500,31 +635,39 @@ class Fusion(SequenceRecommender):
         hist = self.history_for(users) if history is None else history
         _, seq, atts, n = self.user_states(users, hist, weights=True)
         _, gates = self.item_vectors()
+        mapped = self._mapped_items()
         names = self.gate_names
         prefix = self.network_.prefix
         att = atts[-1][0].mean(0)[int(n[0]) - 1 + prefix] if int(n[0]) + prefix else None  # (prefix + L,)
         attended: list[dict[str, Any]] = []
         if att is not None:
-            if prefix:
-                attended.append({"item": None, "source": "profile", "attention": float(att[0])})
+            net = self.network_
+            tokens = (["profile"] if net.users is not None else []) + (["social"] if net.social is not None else [])
+            for j, source in enumerate(tokens):
+                attended.append({"item": None, "source": source, "attention": float(att[j])})
             w = att[prefix: prefix + int(n[0])]
             for j in torch.argsort(w, descending=True)[:top].tolist():
                 attended.append({"item": int(seq[0, j]) - 1, "source": "history", "attention": float(w[j])})
         out = []
         for i in np.asarray(items, dtype=np.int64):
             out.append({"item": int(i), "gates": {m: float(gates[i, k]) for k, m in enumerate(names)},
-                        "attended": attended, "seen_in_training": bool(self.item_counts_[i] > 0)})
+                        "attended": attended, "seen_in_training": bool(self.item_counts_[i] > 0),
+                        "vector": "content map" if mapped[i] else "item tower"})
         return out
 
     # -- cold start: rows added after training ---------------------------------------------------
     def add_items(self, items: Any) -> int:
         """Append new items described by rows of an items table (the training items' columns); returns
-        how many. They are scored from their content at once, without retraining."""
+        how many. They are scored from their content at once, without retraining. They have no node in
+        the trained KG, so their KG token is missing (gate 0)."""
         from fusionrec.encoders import extend_items
 
         self._check_fitted()
         new = extend_items(self.item_content_, items, cache_dir=self.config.cache_dir or None)
         k = new.n
+        if "kg" in self.item_content_.vectors:  # new rows have no node in the trained KG
+            new.vectors["kg"] = np.zeros((k, self.item_content_.vectors["kg"].shape[1]), np.float32)
+            new.present["kg"] = np.zeros(k, bool)
         self.item_content_ = self.item_content_.append(new)
         self.item_counts_ = np.concatenate([self.item_counts_, np.zeros(k)])
         self.item_recency_ = np.concatenate([self.item_recency_, np.ones(k)])
@@ -578,6 +721,18 @@ class Fusion(SequenceRecommender):
             arrays, meta = content.to_state()
             state.update({f"content.{side}.{k}": v for k, v in arrays.items()})
             state[f"content.{side}.meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        if getattr(self, "triples_", None) is not None:
+            state.update(self.triples_.to_state("graph.kg."))
+        for name in ("friends_", "social_items_"):
+            m = getattr(self, name, None)
+            if m is not None:
+                key = f"graph.{name.rstrip('_')}."
+                state.update({key + "indptr": m.indptr.astype(np.int64), key + "indices": m.indices.astype(np.int64),
+                              key + "data": m.data.astype(np.float32), key + "shape": np.asarray(m.shape, np.int64)})
+        if self.content_map_ is not None:
+            arrays, meta = self.content_map_.to_state()
+            state.update({f"content_map.{k}": v for k, v in arrays.items()})
+            state["content_map.meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         return state
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
@@ -593,4 +748,19 @@ class Fusion(SequenceRecommender):
                 arrays = {k[len(pre):]: v for k, v in state.items() if k.startswith(pre) and k != key}
                 contents[side] = ContentFeatures.from_state(arrays, meta)
         self.item_content_, self.user_content_ = contents["items"], contents["users"]
+        from fusionrec.graph.triples import Triples
+
+        self.triples_ = Triples.from_state(state, "graph.kg.") if "graph.kg.sizes" in state else None
+        for name in ("friends_", "social_items_"):
+            key = f"graph.{name.rstrip('_')}."
+            setattr(self, name, sp.csr_matrix((state[key + "data"], state[key + "indices"], state[key + "indptr"]),
+                                              shape=tuple(int(x) for x in state[key + "shape"]))
+                    if key + "shape" in state else None)
+        self.content_map_ = None
+        if "content_map.meta" in state:
+            from fusionrec.models.content_map import ContentMap
+
+            self.content_map_ = ContentMap.from_state(
+                {k[len("content_map."):]: v for k, v in state.items() if k.startswith("content_map.") and k != "content_map.meta"},
+                json.loads(bytes(state["content_map.meta"]).decode()))
         super()._load_state(state)
