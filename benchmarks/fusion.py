@@ -12,9 +12,17 @@ inputs), ranks only the cold items for every test user (``--candidates cold_item
 ``evalkit.py score --candidates cold`` scores the lists. A valid part for the best-epoch choice is
 cut from the training file by the model's own leave-one-out (last event per user).
 
+``lastfm`` is P4's heterogeneous-fusion check on lastfm-2k (random leave-one-out by user, seed 0,
+full ranking; the valid event picks the best epoch and is then extra history for the test users, as
+in ``benchmarks/social.py rec``): ``--variant full`` uses everything the dataset has (artist names,
+tags, friends, and KGCN's Satori KG when ``kg-lastfm-kgcn`` lies beside it), ``--variant without``
+switches off the social token, the KG token and the tags (``social,kg,attributes=false``). It also
+measures how many top-10 items ``fusionrec explain`` can back with a KG path or friends.
+
 Example::
 
     python benchmarks/fusion.py cold --data-dir ../shared/datasets --bench-dir ../shared/bench
+    python benchmarks/fusion.py lastfm --data-dir ../shared/datasets --variant full --set threads=1
 """
 
 from __future__ import annotations
@@ -72,22 +80,79 @@ def run_cold(data_dir: Path, bench_dir: Path, model: str, sets: list[str], work:
             "peak_rss_mb": round(peak_rss_mb(), 1), "machine": machine(), "date": time.strftime("%Y-%m-%d")}
 
 
+#: what ``--variant without`` switches off
+WITHOUT = ["social=false", "kg=false", "attributes=false"]
+
+
+def run_lastfm(data_dir: Path, model: str, variant: str, sets: list[str]) -> dict[str, Any]:
+    import numpy as np
+
+    from fusionrec.bench import machine
+    from fusionrec.data import catalog
+    from fusionrec.data.splits import random_leave_one_out
+    from fusionrec.evaluation import evaluate
+    from fusionrec.graph.explain import evidence_coverage
+    from fusionrec.jobs import build_model, model_settings
+    from fusionrec.run import peak_rss_mb
+
+    data = catalog.load("lastfm-2k", data_dir)
+    split = random_leave_one_out(data, seed=0)
+    sets = (WITHOUT if variant == "without" else []) + sets
+    m = build_model(model, model_settings(model, None, sets))
+    t0 = time.perf_counter()
+    m.fit(split.train, split.valid)
+    train_seconds = time.perf_counter() - t0
+    extra = split.valid.csr("order")
+    valid = evaluate(m, split.valid, (10,)).metrics["NDCG@10"]
+    r = evaluate(m, split.test, (10, 20), extra_history=extra).metrics
+    users = np.unique(split.test.interactions["user"].to_numpy())
+    cov = evidence_coverage(m, users, 10, extra_history=extra) if hasattr(m, "explain_paths") else {}
+    log = getattr(m, "training_log_", []) or []
+    best = max(log, key=lambda e: e.get("valid", {}).get("NDCG@10", -1), default={}) if log else {}
+    return {"dataset": "lastfm-2k", "protocol": "random-loo seed 0 +valid-history, full ranking", "model": model,
+            "variant": variant, "settings": sets, "kg_triples": int(len(data.kg)) if data.kg is not None else 0,
+            "valid_NDCG@10": round(valid, 4), **{k: r[k] for k in ("NDCG@10", "HR@10", "NDCG@20", "HR@20", "users")},
+            "best_epoch": best.get("epoch"), "epochs_run": len(log),
+            "explained": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in cov.items()},
+            "gate_mean": _gate_means(m), "train_seconds": round(train_seconds, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1), "machine": machine(), "date": time.strftime("%Y-%m-%d")}
+
+
+def _gate_means(model: Any) -> dict[str, dict[str, float]]:
+    """Mean gate weight per source for warm and for cold (unseen) items."""
+    if not hasattr(model, "item_vectors"):
+        return {}
+    _, gates = model.item_vectors()
+    seen = model.item_counts_ > 0
+    return {part: {n: round(float(gates[mask, j].mean()), 4) for j, n in enumerate(model.gate_names)}
+            for part, mask in (("warm", seen), ("cold", ~seen)) if mask.any()}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("command", choices=["cold"])
+    p.add_argument("command", choices=["cold", "lastfm"])
+    p.add_argument("--variant", choices=["full", "without"], default="full", help="lastfm: which sources")
     p.add_argument("--data-dir", default=os.environ.get("FUSIONREC_DATA", ""))
     p.add_argument("--bench-dir", default="../shared/bench", help="folder with evalkit.py")
     p.add_argument("--model", default="fusion")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--work", default="bench-out/fusion-work")
-    p.add_argument("--out", default="bench-out/fusion-cold.jsonl")
+    p.add_argument("--out", default="", help="results file (default bench-out/fusion-<command>.jsonl)")
     a = p.parse_args(argv)
     if not a.data_dir:
         raise SystemExit("give the datasets folder: --data-dir DIR or FUSIONREC_DATA=DIR")
+    need = "ml-100k" if a.command == "cold" else "hetrec2011-lastfm-2k"
+    if not (Path(a.data_dir) / need).is_dir():
+        print(f"skipped: {need}/ not found under {a.data_dir}; give the datasets folder with --data-dir DIR",
+              file=sys.stderr)
+        raise SystemExit(0)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
-    row = run_cold(Path(a.data_dir), Path(a.bench_dir), a.model, a.set, work)
-    with open(a.out, "a") as fh:
+    if a.command == "cold":
+        row = run_cold(Path(a.data_dir), Path(a.bench_dir), a.model, a.set, work)
+    else:
+        row = run_lastfm(Path(a.data_dir), a.model, a.variant, a.set)
+    with open(a.out or f"bench-out/fusion-{a.command}.jsonl", "a") as fh:
         fh.write(json.dumps(row) + "\n")
     print(json.dumps({k: v for k, v in row.items() if k not in ("machine",)}))
 

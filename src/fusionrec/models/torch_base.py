@@ -112,9 +112,15 @@ def load_matching(net: torch.nn.Module, model_dir: Path) -> dict[str, Any]:
 
 
 def user_sequences(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Each user's items in time order (ties by file order) as CSR-like ``(indptr, items)``."""
+    """Each user's items in time order (ties by file order) as CSR-like ``(indptr, items)``.
+
+    Data without timestamps (lastfm-2k) gets a fixed random order per user instead of file order
+    (often sorted by item id, a spurious "sequence"): next-item training then matches what the
+    random leave-one-out split asks, a uniformly random held-out event.
+    """
     inter = ds.interactions
-    order = np.lexsort((np.arange(len(inter)), inter["timestamp"].to_numpy(), inter["user"].to_numpy()))
+    key = inter["timestamp"].to_numpy() if ds.has_timestamps else np.random.default_rng(0).random(len(inter))
+    order = np.lexsort((np.arange(len(inter)), key, inter["user"].to_numpy()))
     users = inter["user"].to_numpy()[order]
     items = inter["item"].to_numpy()[order].astype(np.int64)
     indptr = np.zeros(ds.n_users + 1, dtype=np.int64)
