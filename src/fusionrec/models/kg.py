@@ -55,8 +55,6 @@ from fusionrec.models.base import BaseConfig, Recommender
 
 log = logging.getLogger(__name__)
 
-_SEP = "\x00"
-
 
 @dataclass(frozen=True)
 class KGConfig(BaseConfig):
@@ -126,15 +124,6 @@ class _KGNet(torch.nn.Module):
 
     def kg_distance(self, h: torch.Tensor, r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return (self.entity(h) + self.relation(r) - self.entity(t)).norm(p=2, dim=-1)
-
-
-def _decode(arr: np.ndarray, n: int) -> np.ndarray:
-    text = bytes(arr.astype(np.uint8)).decode("utf-8")
-    return np.asarray(text.split(_SEP) if n else [], dtype=object)
-
-
-def _encode(names: np.ndarray) -> np.ndarray:
-    return np.frombuffer(_SEP.join(str(x) for x in names).encode("utf-8"), dtype=np.uint8).copy()
 
 
 class KGRecommender(Recommender):
@@ -328,11 +317,7 @@ class KGRecommender(Recommender):
         assert t.item_entity is not None
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_,
                 "history_factors": self.history_factors_, "item_bias": self.item_bias_,
-                "entity_factors": self.entity_factors_,
-                "kg.heads": t.heads, "kg.relations": t.relations, "kg.tails": t.tails,
-                "kg.item_entity": t.item_entity, "kg.entities": _encode(t.entities),
-                "kg.relation_names": _encode(t.relation_names),
-                "kg.sizes": np.array([t.n_entities, t.n_relations], dtype=np.int64)}
+                "entity_factors": self.entity_factors_, **t.to_state("kg.")}
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.user_factors_ = state["user_factors"]
@@ -340,7 +325,4 @@ class KGRecommender(Recommender):
         self.history_factors_ = state["history_factors"]
         self.item_bias_ = state["item_bias"]
         self.entity_factors_ = state["entity_factors"]
-        n_ent, n_rel = (int(x) for x in state["kg.sizes"])
-        self.triples_ = Triples(state["kg.heads"], state["kg.relations"], state["kg.tails"],
-                                _decode(state["kg.entities"], n_ent), _decode(state["kg.relation_names"], n_rel),
-                                state["kg.item_entity"])
+        self.triples_ = Triples.from_state(state, "kg.")
