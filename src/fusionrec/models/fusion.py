@@ -603,14 +603,19 @@ class Fusion(GraphExplainer, SequenceRecommender):
         return list(self.network_.items.names)
 
     @torch.no_grad()
-    def user_states(self, users: np.ndarray, history: sp.csr_matrix | None, weights: bool = False
+    def user_states(self, users: np.ndarray, history: sp.csr_matrix | None, weights: bool = False,
+                    vectors: torch.Tensor | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """(b, H) user vectors, the (b, L) right-padded sequences, attention per layer, lengths (b,)."""
+        """(b, H) user vectors, the (b, L) right-padded sequences, attention per layer, lengths (b,).
+
+        ``vectors``: the item vectors when the caller already has them (else computed here).
+        """
         net = self.network_
         net.eval()
         seq = scoring_sequences(self, users, history, self.config.max_len)  # (b, L) left-padded
         seq, n = right_align(seq)
-        vectors, _ = self._vectors()
+        if vectors is None:
+            vectors, _ = self._vectors()
         h, atts = net.encode(seq, vectors, torch.from_numpy(np.asarray(users, np.int64)), weights=weights,
                              friends=self._friend_rows(users))
         last = (n - 1 + net.prefix).clamp(min=0)
@@ -618,8 +623,8 @@ class Fusion(GraphExplainer, SequenceRecommender):
 
     @torch.no_grad()
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        u, _, _, n = self.user_states(users, history)
         vectors, _ = self._vectors()
+        u, _, _, n = self.user_states(users, history, vectors=vectors)
         s = (u @ vectors.T).numpy()
         if not self.network_.prefix:  # no profile token: users without history get popularity
             empty = (n == 0).numpy()
