@@ -81,7 +81,7 @@ def run_cold(data_dir: Path, bench_dir: Path, model: str, sets: list[str], work:
 
 
 #: what ``--variant without`` switches off
-WITHOUT = ["social=false", "kg=false", "attributes=false"]
+WITHOUT = ["social=false", "kg=false", "attributes=false", "side=false"]
 
 
 def run_lastfm(data_dir: Path, model: str, variant: str, sets: list[str]) -> dict[str, Any]:
@@ -99,6 +99,7 @@ def run_lastfm(data_dir: Path, model: str, variant: str, sets: list[str]) -> dic
     split = random_leave_one_out(data, seed=0)
     sets = (WITHOUT if variant == "without" else []) + sets
     m = build_model(model, model_settings(model, None, sets))
+    m.on_epoch = _progress
     t0 = time.perf_counter()
     m.fit(split.train, split.valid)
     train_seconds = time.perf_counter() - t0
@@ -116,6 +117,13 @@ def run_lastfm(data_dir: Path, model: str, variant: str, sets: list[str]) -> dic
             "explained": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in cov.items()},
             "gate_mean": _gate_means(m), "train_seconds": round(train_seconds, 1),
             "peak_rss_mb": round(peak_rss_mb(), 1), "machine": machine(), "date": time.strftime("%Y-%m-%d")}
+
+
+def _progress(rec: dict[str, Any]) -> None:
+    """One line per epoch on stderr (these runs take tens of minutes)."""
+    valid = {k: round(v, 4) for k, v in rec.get("valid", {}).items()}
+    print(f"epoch {rec.get('epoch')}: loss {rec.get('loss', float('nan')):.4f} valid {valid} "
+          f"({rec.get('seconds', 0):.0f} s)", file=sys.stderr, flush=True)
 
 
 def _gate_means(model: Any) -> dict[str, dict[str, float]]:

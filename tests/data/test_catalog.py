@@ -146,7 +146,13 @@ def test_lastfm_fake(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert tags[1] == "métal|pop/rock"  # by count, then name; '|' inside a tag is replaced
     assert tags[2].split("|") == [f"tag{i:02d}" for i in range(24, 4, -1)]  # top 20 by count
     assert ds.item_schema == {"name": "text", "tags": "multi"}
-    assert len(ds.social) == 4 and ds.n_users == 3 and "8" in ds.user_ids
+    assert len(ds.social) == 4 and "8" in ds.user_ids
+    # who tagged what: side events, one per (user, artist) pair; taggers 0..24 join the users
+    side = ds.side_events
+    assert set(side["kind"]) == {"tagged"} and len(side) == 2 + 25
+    pairs = set(zip(ds.user_ids.raw(side["user"].to_numpy()), ds.item_ids.raw(side["item"].to_numpy()), strict=True))
+    assert ("2", "52") in pairs and ("5", "52") in pairs and ("24", "53") in pairs
+    assert ds.n_users == 25 and ds.describe()["side_events"] == {"tagged": 27}
 
 
 def test_lastfm_crlf_files_load_the_same(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ def _full_dir(root: Path) -> Path:
     _write(root / "social.tsv", "user\tfriend\n007\tu2\nu2\t007\nu2\tu10\n")
     _write(root / "kg.tsv", "head\trelation\ttail\ne1\tdirected_by\te9\ne2\tgenre\te8\n")
     _write(root / "item_entities.tsv", "item\tentity\ni1\te1\ni2\te2\n")
+    _write(root / "side_events.tsv", "user\titem\tkind\n007\ti2\ttagged\nu2\ti3\ttagged\nu2\ti1\tclicked\n")
     (root / "img").mkdir()
     (root / "img" / "i1.jpg").write_bytes(b"\xff\xd8")
     (root / "img" / "i3.jpg").write_bytes(b"\xff\xd8")
@@ -112,7 +113,16 @@ def test_load_directory_full(tmp_path: Path) -> None:
     assert ds.user_schema == {"age": "numeric", "zip": "categorical"}
     assert len(ds.social) == 3 and ds.social["weight"].tolist() == [1.0, 1.0, 1.0]
     assert len(ds.kg) == 2 and ds.item_entities["entity"].tolist() == ["e1", "e2"]
+    assert ds.side_events["kind"].tolist() == ["tagged", "tagged", "clicked"]
+    assert ds.side_matrix("tagged").nnz == 2 and ds.side_matrix().nnz == 3
     assert ds.has_timestamps
+
+
+def test_side_events_with_an_unknown_item_say_which(tmp_path: Path) -> None:
+    root = _full_dir(tmp_path / "d")
+    _write(root / "side_events.tsv", "user\titem\n007\tnope\n")
+    with pytest.raises(DataError, match="side events table: unknown item 'nope'"):
+        load_directory(root)
 
 
 def test_load_directory_without_schema_infers_kinds(tmp_path: Path) -> None:
@@ -183,7 +193,7 @@ def _assert_same(a: Dataset, b: Dataset) -> None:
         assert (x is None) == (y is None)
         if x is not None:
             pd.testing.assert_frame_equal(x, y, check_dtype=False)
-    for table in ("social", "kg", "item_entities"):
+    for table in ("social", "kg", "item_entities", "side_events"):
         x, y = getattr(a, table), getattr(b, table)
         assert (x is None) == (y is None)
         if x is not None:
@@ -197,7 +207,8 @@ def test_write_then_load_round_trip(tmp_path: Path) -> None:
     out = write_directory(ds, tmp_path / "out")
     assert out == tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
-        "interactions.tsv", "item_entities.tsv", "items.tsv", "kg.tsv", "schema.json", "social.tsv", "users.tsv"]
+        "interactions.tsv", "item_entities.tsv", "items.tsv", "kg.tsv", "schema.json", "side_events.tsv", "social.tsv",
+        "users.tsv"]
     back = load_directory(out)
     _assert_same(ds, back)
     assert back.name == "out"

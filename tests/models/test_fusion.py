@@ -192,3 +192,76 @@ def test_kg_and_social_state_survives_save_and_load(fitted, tmp_path) -> None:
     again = Recommender.load(tmp_path / "g")
     assert again.triples_.array().tolist() == fitted.triples_.array().tolist()
     assert (again.friends_ != fitted.friends_).nnz == 0 and (again.social_items_ != fitted.social_items_).nnz == 0
+
+
+# -- side events (e.g. lastfm-2k's tagging) ----------------------------------------------------------
+def _tagging_world() -> tuple:
+    """Users listen to 6 random items of 60, and have 'tagged' 4 other items; the held-out item
+    is always one of the tagged ones (a strong signal only the side events carry)."""
+    rng = np.random.default_rng(0)
+    rows, side, held = [], [], []
+    for u in range(150):
+        picks = rng.choice(60, 10, replace=False)
+        rows += [(f"u{u}", f"i{i}") for i in picks[:6]]
+        side += [(f"u{u}", f"i{i}", "tagged") for i in picks[6:]]
+        held.append((f"u{u}", f"i{picks[6]}"))
+    from fusionrec.data.schema import Dataset
+
+    data = Dataset.from_frames(pd.DataFrame(rows + held, columns=["user", "item"]),
+                               side_events=pd.DataFrame(side, columns=["user", "item", "kind"]))
+    inter = data.interactions
+    is_held = np.zeros(len(inter), bool)
+    is_held[len(rows):] = True
+    return data.with_interactions(inter[~is_held]), data.with_interactions(inter[is_held])
+
+
+def test_side_events_boost_the_items_they_name_and_explain_it(tmp_path) -> None:
+    train, test = _tagging_world()
+    cfg = {**TINY, "profile": False, "pretrain_epochs": 0, "id_dropout": 0.0, "epochs": 10, "max_len": 10}
+    with_side = Fusion(FusionConfig(**cfg, cache_dir=str(tmp_path))).fit(train)
+    without = Fusion(FusionConfig(**{**cfg, "side": False}, cache_dir=str(tmp_path))).fit(train)
+    a = evaluate(with_side, test, (10,)).metrics["Recall@10"]
+    b = evaluate(without, test, (10,)).metrics["Recall@10"]
+    assert a > max(0.6, 2 * b), (a, b)  # 4 tagged items, one of them held out
+    boost = with_side.side_boost(np.arange(3))
+    assert boost.shape == (3, train.n_items) and np.all(np.diff(boost.indptr) == 4) and boost.data.min() > 0
+    user, item = 0, int(test.interactions["item"].iloc[0])
+    row = with_side.explain(user, np.array([item]))[0]
+    assert row["side_event"]["boost"] > 0 and "side" in [x["source"] for x in row["attended"]]
+    with_side.save(tmp_path / "side")
+    again = Recommender.load(tmp_path / "side")
+    np.testing.assert_allclose(again.score(np.arange(5)), with_side.score(np.arange(5)), rtol=1e-5, atol=1e-5)
+    # no timestamps: a set per user, so the user vector averages score_orders random orders (seeded)
+    assert again.unordered_ and with_side.config.score_orders == 4
+    import dataclasses
+
+    one = with_side.score(np.arange(5))
+    with_side.config = dataclasses.replace(with_side.config, score_orders=1)
+    assert not np.allclose(with_side.score(np.arange(5)), one)
+
+
+def test_event_weights_become_per_user_buckets_read_by_the_user_tower(tmp_path) -> None:
+    """Listening counts: a user's heavier events get higher buckets (log1p(count) over the user's
+    mean); events given at scoring time get bucket 0 (unknown)."""
+    from fusionrec.data.schema import Dataset
+
+    rng = np.random.default_rng(1)
+    rows = [(f"u{u}", f"i{i}", (10 ** (u % 3)) * (j + 1)) for u in range(40)
+            for j, i in enumerate(rng.choice(30, 8, replace=False))]
+    data = Dataset.from_frames(pd.DataFrame(rows, columns=["user", "item", "weight"]))
+    m = Fusion(FusionConfig(**{**TINY, "epochs": 2, "pretrain_epochs": 0, "max_len": 8},
+                            cache_dir=str(tmp_path))).fit(data)
+    b = m.weight_buckets_
+    assert b.nnz == len(rows) and b.data.min() >= 1 and b.data.max() <= 8
+    w = data.csr("weight")
+    for u in (0, 1, 2):  # at 1x, 10x and 100x the volume: heavier events, higher (or equal) buckets
+        order = np.argsort(w[u].data)
+        assert np.all(np.diff(b[u].toarray().ravel()[w[u].indices[order]]) >= 0)
+    assert len(set(b.data)) == 8  # quantile buckets: all of them used
+    seq = torch.tensor([[w[0].indices[0] + 1, 0], [w[1].indices[0] + 1, 29 + 1]])
+    got = m._buckets(np.array([0, 1]), seq)
+    assert got[0, 1] == 0 and got[0, 0] >= 1 and (got[1, 1] == 0) == (w[1, 29] == 0)
+    assert m.network_.weight_emb is not None
+    m.save(tmp_path / "w")
+    again = Recommender.load(tmp_path / "w")
+    np.testing.assert_allclose(again.score(np.arange(4)), m.score(np.arange(4)), rtol=1e-5, atol=1e-5)

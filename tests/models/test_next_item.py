@@ -109,3 +109,47 @@ def test_next_targets_and_seen_items_per_position() -> None:
     assert seen.tolist() == [[[-1, -1, -1, -1], [-1, 2, -1, -1], [-1, 2, 3, -1], [-1, 2, 3, 4]]]
     repeat = NI.seen_before(torch.tensor([[3, 4]]), torch.tensor([[[3], [2]]]))  # item 2 comes again
     assert repeat.tolist() == [[[2, -1], [-1, 3]]]
+
+
+@pytest.mark.parametrize("with_exclude", [False, True])
+def test_a_sparse_logit_boost_equals_adding_it_to_dense_logits(with_exclude: bool,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bias_idx``/``bias`` (side events) add to the named items' logits; the gradient reaches the boost."""
+    monkeypatch.setattr(NI, "CE_CHUNK_ELEMENTS", 50)
+    gen = torch.Generator().manual_seed(1)
+    n, n_items = 23, 11
+    h = torch.randn(n, 8, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(n_items, 8, dtype=torch.float64, generator=gen, requires_grad=True)
+    target = torch.randint(0, n_items, (n,), generator=gen)
+    bias_idx = torch.randint(-1, n_items, (n, 4), generator=gen)
+    bias = torch.rand(n, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    exclude = None
+    dense = torch.zeros(n, n_items + 1, dtype=torch.float64).scatter_add(
+        1, torch.where(bias_idx >= 0, bias_idx, n_items), bias)[:, :n_items]
+    logits = h @ w.T + dense
+    if with_exclude:  # leave one non-target item per row out of the softmax
+        exclude = ((target + 1) % n_items)[:, None]
+        logits = logits.scatter(1, exclude, float("-inf"))
+    ref = F.cross_entropy(logits, target)
+    got = NI.full_softmax_ce(h, w, target, 0.0, exclude, bias_idx, bias)
+    torch.testing.assert_close(got, ref)
+    for a, b in zip(torch.autograd.grad(got, (h, w, bias)), torch.autograd.grad(ref, (h, w, bias)), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_shuffled_windows_reorder_each_user_within_their_own_items() -> None:
+    """Sets (no timestamps): every epoch a new order per user, the same items per user."""
+    indptr = np.array([0, 30, 30, 70])
+    items = np.arange(70)
+    wb = NI.WindowBatches(indptr, items, length=50, shuffle=True)
+    rng = np.random.default_rng(0)
+    orders = []
+    for _ in range(2):
+        list(wb.batches(4, rng))
+        orders.append(wb.items.copy())
+        for u in range(3):
+            assert sorted(wb.items[indptr[u]:indptr[u + 1]]) == list(range(indptr[u], indptr[u + 1]))
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[0], items)
+    fixed = NI.WindowBatches(indptr, items, length=50)
+    list(fixed.batches(4, rng))
+    assert np.array_equal(fixed.items, items)

@@ -8,6 +8,7 @@ A dataset directory holds one file per table, named after the table::
     social.*                         user, friend, [weight]
     kg.*                             head, relation, tail
     item_entities.*                  item, entity
+    side_events.*                    user, item, [kind]   (other behaviours, e.g. tagging; inputs only)
     schema.json                      {"items": {"col": "text|categorical|multi|numeric|image|audio"},
                                       "users": {...}}
 
@@ -33,8 +34,8 @@ from fusionrec.errors import DataError
 
 log = logging.getLogger(__name__)
 
-ID_COLUMNS: tuple[str, ...] = ("user", "item", "friend", "head", "relation", "tail", "entity")
-TABLES: tuple[str, ...] = ("interactions", "items", "users", "social", "kg", "item_entities")
+ID_COLUMNS: tuple[str, ...] = ("user", "item", "friend", "head", "relation", "tail", "entity", "kind")
+TABLES: tuple[str, ...] = ("interactions", "items", "users", "social", "kg", "item_entities", "side_events")
 SUFFIXES: tuple[str, ...] = (".tsv", ".csv", ".parquet")
 SCHEMA_FILE = "schema.json"
 MEDIA_KINDS: tuple[str, ...] = ("image", "audio")
@@ -196,7 +197,7 @@ def load_directory(path: str | Path, name: str | None = None) -> Dataset:
     """
     root = Path(path)
     expected = (f"interactions.{{tsv,csv,parquet}} (required); optional items.*, users.*, social.*, "
-                f"kg.*, item_entities.* and {SCHEMA_FILE}")
+                f"kg.*, item_entities.*, side_events.* and {SCHEMA_FILE}")
     if not root.is_dir():
         raise DataError(f"dataset directory {root} not found; expected a directory with {expected}.")
     files = {t: find_table(root, t) for t in TABLES if t != "interactions"}
@@ -217,7 +218,7 @@ def load_directory(path: str | Path, name: str | None = None) -> Dataset:
         frames[table] = df
     ds = Dataset.from_frames(
         read_table(inter_file), items=frames["items"], users=frames["users"], social=frames["social"], kg=frames["kg"],
-        item_entities=frames["item_entities"], item_schema=schema["items"], user_schema=schema["users"],
+        item_entities=frames["item_entities"], side_events=frames["side_events"], item_schema=schema["items"], user_schema=schema["users"],
         name=name or root.resolve().name, source=str(inter_file), meta={"path": str(root.resolve())})
     log.info("loaded %r from %s: %d users, %d items, %d interactions",
              ds.name, root, ds.n_users, ds.n_items, ds.n_interactions)
@@ -288,6 +289,10 @@ def write_directory(ds: Dataset, out: str | Path, *, overwrite: bool = False) ->
         if ds.item_entities is not None:
             _write_tsv(pd.DataFrame({"item": ds.item_ids.raw(ds.item_entities["item"].to_numpy()),
                                      "entity": ds.item_entities["entity"].to_numpy()}), tmp / "item_entities.tsv")
+        if ds.side_events is not None:
+            _write_tsv(pd.DataFrame({"user": ds.user_ids.raw(ds.side_events["user"].to_numpy()),
+                                     "item": ds.item_ids.raw(ds.side_events["item"].to_numpy()),
+                                     "kind": ds.side_events["kind"].to_numpy()}), tmp / "side_events.tsv")
         schema = {"items": dict(ds.item_schema) if ds.items is not None else {},
                   "users": dict(ds.user_schema) if ds.users is not None else {}}
         (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")

@@ -8,6 +8,7 @@ items          item, then text / categorical / multi / numeric / image / audio c
 users          user, then categorical / numeric columns
 social         user, friend, [weight]
 kg             head, relation, tail  (+ ``item_entities``: item -> entity)
+side_events    user, item, kind  (other behaviours, e.g. tagging: inputs, never targets)
 =============  ==========================================================
 
 Raw ids are strings at the edges; inside, ``interactions.user`` / ``.item`` are dense
@@ -94,6 +95,9 @@ class Dataset:
     name: str = "dataset"
     has_timestamps: bool = True
     meta: dict[str, object] = field(default_factory=dict)
+    # other behaviours than the interactions (lastfm-2k: the artists a user tagged). Splits keep all of
+    # them: they are inputs a model may read at any time, never evaluation targets.
+    side_events: pd.DataFrame | None = None  # user:int64, item:int64, kind:str
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -111,6 +115,7 @@ class Dataset:
         name: str = "dataset",
         source: str = "interactions",
         meta: dict[str, object] | None = None,
+        side_events: pd.DataFrame | None = None,
     ) -> Dataset:
         """Validate raw-id tables and index them.
 
@@ -176,6 +181,14 @@ class Dataset:
                     row = int(np.flatnonzero(social[c].isna().to_numpy())[0])
                     raise DataError(f"social table: empty {c} id at row {row + 1}; fill or drop the row.")
             user_cols += [social["user"], social["friend"]]
+        if side_events is not None:
+            side_events = side_events.copy()
+            _require(side_events, ["user", "item"], "side events table")
+            for c in ("user", "item"):
+                if side_events[c].isna().any():
+                    row = int(np.flatnonzero(side_events[c].isna().to_numpy())[0])
+                    raise DataError(f"side events table: empty {c} id at row {row + 1}; fill or drop the row.")
+            user_cols.append(side_events["user"])
         user_ids = IdMap.from_values(*user_cols)
 
         out = pd.DataFrame({
@@ -205,6 +218,14 @@ class Dataset:
                 "friend": user_ids.lookup(social["friend"]),
                 "weight": w.to_numpy(np.float32),
             })
+        side_df = None
+        if side_events is not None:
+            kind = side_events["kind"].astype(str) if "kind" in side_events.columns else pd.Series(["event"] * len(side_events))
+            side_df = pd.DataFrame({
+                "user": user_ids.lookup(side_events["user"]),
+                "item": item_ids.index(side_events["item"], what="item", source="side events table"),
+                "kind": kind.to_numpy(),
+            })
         ent_df = None
         if item_entities is not None:
             _require(item_entities, ["item", "entity"], "item-entity map")
@@ -228,7 +249,7 @@ class Dataset:
             if bad:
                 raise DataError(f"{s_name} schema: unknown column kind(s) {bad}; use one of {list(COLUMN_KINDS)}")
         return cls(out, user_ids, item_ids, items_df, users_df, social_df, kg_df, ent_df,
-                   ischema, uschema, name, has_ts, dict(meta or {}))
+                   ischema, uschema, name, has_ts, dict(meta or {}), side_df)
 
     def with_interactions(self, interactions: pd.DataFrame, *, name: str | None = None) -> Dataset:
         """The same dataset (id maps, side tables) with other interactions (dense indices)."""
@@ -304,6 +325,18 @@ class Dataset:
             m.data[:] = 1.0
         return m
 
+    def side_matrix(self, kind: str | None = None) -> sp.csr_matrix:
+        """(n_users, n_items) count of side events (of one ``kind``, or all), zero without any."""
+        df = self.side_events
+        if df is not None and kind is not None:
+            df = df[df["kind"] == kind]
+        if df is None or not len(df):
+            return sp.csr_matrix((self.n_users, self.n_items), dtype=np.float32)
+        m = sp.csr_matrix((np.ones(len(df), np.float32), (df["user"].to_numpy(), df["item"].to_numpy())),
+                          shape=(self.n_users, self.n_items))
+        m.sum_duplicates()
+        return m
+
     def sources(self) -> dict[str, bool]:
         """Which heterogeneous sources are present."""
         return {
@@ -314,6 +347,7 @@ class Dataset:
             "user_profile": self.users is not None and len(self.user_schema) > 0,
             "social": self.social is not None and len(self.social) > 0,
             "knowledge_graph": self.kg is not None and len(self.kg) > 0,
+            "side_events": self.side_events is not None and len(self.side_events) > 0,
         }
 
     def modalities(self) -> dict[str, list[str]]:
@@ -344,6 +378,8 @@ class Dataset:
             d["rating_range"] = [float(inter["rating"].min()), float(inter["rating"].max())]
         if self.social is not None:
             d["social_edges"] = len(self.social)
+        if self.side_events is not None:
+            d["side_events"] = {str(k): int(n) for k, n in self.side_events["kind"].value_counts().sort_index().items()}
         if self.kg is not None:
             d["kg_triples"] = len(self.kg)
             d["kg_relations"] = int(self.kg["relation"].nunique())

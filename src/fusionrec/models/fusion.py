@@ -21,7 +21,13 @@ User tower
     items, with a profile token (user categorical / numeric fields) in front, so a new user with
     a profile but no history still gets a user vector. Score = user vector . item vector: top-K is
     a maximum inner product search, and new items (rows of an items table) are scored from content
-    without retraining.
+    without retraining. With friends, a social token (the friends' items) joins the profile token.
+
+Side events (other behaviours, e.g. the artists a lastfm-2k user tagged)
+    A side token (the mean fused vector of those items) joins the prefix, and each item the user has
+    a side event on gets ``w_u`` added to its score, ``w_u = softplus(a . log1p([side events,
+    history]) / 5 + b)`` learned with the rest: a sparse, per-user weighted source next to the dot
+    product (retrieval: the inner-product top-K plus the user's own side items, re-scored).
 
 Training is SASRec's (next items from every position, full-softmax cross-entropy, seen items left
 out of the softmax); every step recomputes the item tower for all items (the softmax needs them),
@@ -47,7 +53,8 @@ from torch import nn
 from fusionrec.data.schema import Dataset
 from fusionrec.errors import ConfigError
 from fusionrec.graph.explain import GraphExplainer
-from fusionrec.models.base import UNKNOWN_ITEM_SCORE
+from fusionrec.graph.social import normalize_rows
+from fusionrec.models.base import UNKNOWN_ITEM_SCORE, take_rows
 from fusionrec.models.next_item import (
     WindowBatches,
     bucketed,
@@ -76,6 +83,17 @@ class FusionConfig(SASRecConfig):
     kg: bool = True  # KG entity token (TransE over the dataset's KG + item attribute triples)
     profile: bool = True
     social: bool = True  # social token: the mean of the friends' training items (datasets with friends)
+    # side events (datasets with them, e.g. the artists a lastfm-2k user tagged): a side token (their
+    # mean fused vector) in the user tower, and a direct boost w_u * [u has a side event on i] of the
+    # score, w_u >= 0 from the user's activity (an adaptive, per-user weight of this source)
+    side: bool = True
+    # data without timestamps: a user vector is the mean over this many random orders of the history
+    # (the network was trained on reshuffled sets, see shuffle_unordered; 1 = the stored order only)
+    score_orders: int = 4
+    # interactions with a weight column (lastfm-2k's listening counts): each history token also gets an
+    # embedding of its weight's bucket (log1p(weight) over the user's mean, in weight_buckets quantiles)
+    event_weights: bool = True
+    weight_buckets: int = 8
     kg_dim: int = 64
     kg_epochs: int = 50
     # content encoding (fusionrec.encoders)
@@ -106,6 +124,10 @@ class FusionConfig(SASRecConfig):
             raise ValueError("FusionConfig.fusion_layers must be >= 0 and fusion_inner >= 1")
         if self.pretrain_epochs < 0 or self.pretrain_temperature <= 0:
             raise ValueError("FusionConfig.pretrain_epochs must be >= 0 and pretrain_temperature > 0")
+        if self.weight_buckets < 1:
+            raise ValueError(f"FusionConfig.weight_buckets must be >= 1, got {self.weight_buckets}")
+        if self.score_orders < 1:
+            raise ValueError(f"FusionConfig.score_orders must be >= 1, got {self.score_orders}")
         if self.kg_dim < 1 or self.kg_epochs < 1:
             raise ValueError("FusionConfig.kg_dim and kg_epochs must be >= 1")
         if self.content_map_l2 < 0:
@@ -267,7 +289,8 @@ class ItemTower(nn.Module):
 
 class FusionNet(nn.Module):
     def __init__(self, n_items: int, item_content: Any, user_content: Any | None, counts: np.ndarray,
-                 recency: np.ndarray, cfg: FusionConfig, social: bool = False) -> None:
+                 recency: np.ndarray, cfg: FusionConfig, social: bool = False, side: bool = False,
+                 weight_buckets: int = 0) -> None:
         super().__init__()
         h = cfg.hidden
         self.items = ItemTower(n_items, item_content, counts, recency, cfg)
@@ -277,12 +300,22 @@ class FusionNet(nn.Module):
         # social token: projection of the mean fused vector of the friends' items (no friends: a learned vector)
         self.social = nn.Sequential(nn.LayerNorm(h), nn.Linear(h, h)) if social else None
         self.no_friends = nn.Parameter(torch.zeros(h)) if social else None
-        self.prefix = int(self.users is not None) + int(social)
+        # side token and side boost: w_u = softplus(a . [log1p(side events), log1p(history)] / 5 + b)
+        self.side = nn.Sequential(nn.LayerNorm(h), nn.Linear(h, h)) if side else None
+        self.no_side = nn.Parameter(torch.zeros(h)) if side else None
+        self.side_weight = nn.Linear(2, 1) if side else None
+        self.prefix = int(self.users is not None) + int(social) + int(side)
+        # history tokens' weight buckets (0 = unknown, e.g. an event given at scoring time)
+        self.weight_emb = nn.Embedding(weight_buckets + 1, h, padding_idx=0) if weight_buckets else None
         self.pos = nn.Embedding(cfg.max_len + self.prefix, h)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(h, cfg.heads, cfg.inner, cfg.dropout, cfg.attn_dropout) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(h)
         self.apply(self._init)
+        if self.side_weight is not None:
+            with torch.no_grad():  # start at w_u = 1 for every user
+                self.side_weight.weight.zero_()
+                self.side_weight.bias.fill_(float(np.log(np.expm1(1.0))))
         with torch.no_grad():  # content tokens start at the ID embeddings' scale (std 0.02), not 0.02 x sqrt(width)
             for tokens in (self.items.content, self.users):
                 for proj in getattr(tokens, "proj", []):
@@ -301,16 +334,27 @@ class FusionNet(nn.Module):
         known = users < t.shape[0]
         return torch.where(known[:, None], t[users.clamp(max=t.shape[0] - 1)], t.mean(0))
 
+    def side_boost(self, context: torch.Tensor) -> torch.Tensor:
+        """(B,) per-user weight of the side-event boost from (B, 2) context [side events, history]."""
+        assert self.side_weight is not None
+        return F.softplus(self.side_weight(torch.log1p(context) / 5.0)).squeeze(1)
+
     def encode(self, seq: torch.Tensor, vectors: torch.Tensor, users: torch.Tensor,
-               weights: bool = False, friends: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+               weights: bool = False, friends: torch.Tensor | None = None,
+               side: torch.Tensor | None = None, buckets: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """seq (B, L) right-padded item indices + 1 -> states (B, prefix + L, H) (+ attention per layer).
 
         ``friends`` (B, n_items): each user's friends' item distribution (rows summing to 1, or 0 without
-        friends); needed when the network has a social token.
+        friends); needed when the network has a social token. ``side`` (B, n_items): the user's side
+        events as a distribution (rows summing to 1, or 0); needed when it has a side token. ``buckets``
+        (B, L): each history event's weight bucket (0 = unknown), read when the network has them.
         """
         b, length = seq.shape
         h = vectors.shape[1]
         x = torch.cat([vectors.new_zeros(1, h), vectors])[seq] * h**0.5  # (B, L, H)
+        if self.weight_emb is not None and buckets is not None:
+            x = x + self.weight_emb(buckets)
         prefix = []
         p = self.profile(users)
         if p is not None:
@@ -320,6 +364,11 @@ class FusionNet(nn.Module):
                 raise ValueError("this network has a social token: pass friends=(B, n_items)")
             has = friends.sum(1, keepdim=True) > 0
             prefix.append(torch.where(has, self.social(friends @ vectors), self.no_friends))
+        if self.side is not None:
+            if side is None:
+                raise ValueError("this network has a side token: pass side=(B, n_items)")
+            has = side.sum(1, keepdim=True) > 0
+            prefix.append(torch.where(has, self.side(side @ vectors), self.no_side))
         if prefix:
             x = torch.cat([torch.stack(prefix, 1) * h**0.5, x], 1)
         x = self.drop(x + self.pos.weight[: x.shape[1]])
@@ -335,6 +384,7 @@ class UserWindows(WindowBatches):
     """:class:`WindowBatches` that also yields each window's user and whether it starts the sequence."""
 
     def batches(self, batch_size: int, rng: np.random.Generator, align: str = "right") -> Iterator[Any]:  # type: ignore[override]
+        self.reorder(rng)
         for rows in bucketed(self.sizes, batch_size, rng):
             users, ends, sizes = self.windows[rows, 0], self.windows[rows, 1], self.sizes[rows]
             seq = gather_windows(self.indptr, self.items, users, ends - sizes, sizes, int(sizes.max()), "right")
@@ -393,7 +443,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
         ``triples_`` (the dataset's KG plus item attribute triples) and ``friends_`` are kept for
         explanations even when the corresponding token is switched off.
         """
-        from fusionrec.graph.social import friend_matrix, normalize_rows
+        from fusionrec.graph.social import friend_matrix
         from fusionrec.graph.triples import attribute_triples, triples_from_dataset
 
         c = self.config
@@ -411,6 +461,11 @@ class Fusion(GraphExplainer, SequenceRecommender):
             # row u: the mean over u's friends of each friend's item distribution (training events only)
             self.social_items_ = (normalize_rows(self.friends_) @ normalize_rows(train.csr("binary"))).tocsr()
             self.social_items_.data = self.social_items_.data.astype(np.float32)
+        self.side_items_ = None
+        if c.side and train.side_events is not None and len(train.side_events):
+            m = train.side_matrix()
+            m.data[:] = 1.0
+            self.side_items_ = sp.csr_matrix(m, dtype=np.float32)
 
     def _kg_vectors(self, triples: Any) -> tuple[np.ndarray, np.ndarray]:
         """(n_items, kg_dim) TransE entity vectors of the items' nodes, and (n_items,) whether a node has triples."""
@@ -438,13 +493,72 @@ class Fusion(GraphExplainer, SequenceRecommender):
             out[known, : sub.shape[1]] = sub  # items added after training: no friend has them
         return torch.from_numpy(out)
 
+    def _side_rows(self, users: np.ndarray | torch.Tensor) -> tuple[sp.csr_matrix, torch.Tensor] | None:
+        """The users' side events (b, n_items) binary CSR (users added after training: none) and the (b, 2)
+        context of the boost weight [side events, training events]; None without side events."""
+        m = getattr(self, "side_items_", None)
+        if m is None:
+            return None
+        u = np.asarray(users, dtype=np.int64)
+        rows = take_rows(m, u)
+        if rows.shape[1] < self.n_items_:  # items added after training: nobody has side events on them
+            rows = sp.hstack([rows, sp.csr_matrix((rows.shape[0], self.n_items_ - rows.shape[1]))]).tocsr()
+        known = u < self.train_matrix_.shape[0]
+        hist = np.zeros(len(u))
+        hist[known] = np.diff(self.train_matrix_.indptr)[u[known]]
+        ctx = np.stack([np.diff(rows.indptr), hist], 1).astype(np.float32)
+        return sp.csr_matrix(rows, dtype=np.float32), torch.from_numpy(ctx)
+
+    def _side_inputs(self, users: np.ndarray | torch.Tensor) -> tuple[torch.Tensor | None, Any]:
+        """(b, n_items) dense side distribution for the side token, and the rows/context (or None)."""
+        got = self._side_rows(users)
+        if got is None:
+            return None, None
+        rows, _ = got
+        dist = torch.from_numpy(normalize_rows(rows).toarray().astype(np.float32))
+        return dist, got
+
     def build_network(self) -> nn.Module:
         return FusionNet(self.n_items_, self.item_content_, self.user_content_, self.item_counts_,
-                         self.item_recency_, self.config, social=getattr(self, "social_items_", None) is not None)
+                         self.item_recency_, self.config, social=getattr(self, "social_items_", None) is not None,
+                         side=getattr(self, "side_items_", None) is not None,
+                         weight_buckets=self.config.weight_buckets if getattr(self, "weight_buckets_", None) is not None else 0)
+
+    def _weight_buckets(self, train: Dataset) -> None:
+        """``weight_buckets_`` (n_users, n_items): each training event's weight bucket 1..weight_buckets, from
+        ``log1p(weight)`` over the user's mean (a user's favourites get the high buckets)."""
+        from fusionrec.models.social import log1p_weights
+
+        self.weight_buckets_ = None
+        c = self.config
+        if not c.event_weights or "weight" not in train.interactions.columns or not len(train.interactions):
+            return
+        rel = log1p_weights(train.csr("weight"))  # mean 1 per user
+        edges = np.quantile(rel.data, np.linspace(0, 1, c.weight_buckets + 1)[1:-1])
+        self.weight_buckets_ = sp.csr_matrix((np.searchsorted(edges, rel.data, side="right").astype(np.float32) + 1,
+                                              rel.indices, rel.indptr), shape=rel.shape)
+
+    def _buckets(self, users: np.ndarray | torch.Tensor, seq: torch.Tensor) -> torch.Tensor | None:
+        """(B, L) weight buckets of ``seq``'s items (item indices + 1, 0 = padding) for ``users``; None
+        without them. Events not in training (given at scoring time) are bucket 0."""
+        m = getattr(self, "weight_buckets_", None)
+        if m is None:
+            return None
+        u = np.asarray(users, dtype=np.int64)
+        items = seq.numpy().astype(np.int64) - 1
+        rows = np.broadcast_to(u[:, None], items.shape)
+        inside = (items >= 0) & (items < m.shape[1]) & (rows < m.shape[0])
+        out = np.zeros(items.shape, dtype=np.int64)
+        if inside.any():
+            out[inside] = np.asarray(m[rows[inside], items[inside]]).ravel().astype(np.int64)
+        return torch.from_numpy(out)
 
     def prepare(self, train: Dataset) -> None:
+        self.unordered_ = not train.has_timestamps
         self._content(train)
-        self.windows_ = UserWindows(self.seq_indptr_, self.seq_items_, self.config.max_len)
+        self._weight_buckets(train)
+        self.windows_ = UserWindows(self.seq_indptr_, self.seq_items_, self.config.max_len,
+                                    shuffle=self.config.shuffle_unordered and not train.has_timestamps)
 
     def steps_per_epoch(self, train: Dataset) -> int:
         return self.windows_.steps(self.config.batch_size)
@@ -458,14 +572,23 @@ class Fusion(GraphExplainer, SequenceRecommender):
         fallback = len(net.items.names) > 1  # id dropout only where content can stand in
         cold = torch.rand(self.n_items_, device=seq.device) < c.id_dropout if c.id and c.id_dropout and fallback else None
         vectors, _ = net.items(cold)  # (n_items, H)
-        h, _ = net.encode(seq[:, :-1], vectors, users, friends=self._friend_rows(users.numpy()))  # (B, prefix + W - 1, H)
+        side, got = self._side_inputs(users.numpy())
+        h, _ = net.encode(seq[:, :-1], vectors, users, friends=self._friend_rows(users.numpy()), side=side,
+                          buckets=self._buckets(users.numpy(), seq[:, :-1]))  # (B, prefix + W - 1, H)
+        bias_idx = bias = None
+        if got is not None:  # the side boost: w_u on each item of the user's side events
+            rows, ctx = got
+            bias_idx = torch.from_numpy(_multi_matrix(rows.indptr, rows.indices.astype(np.int64) + 1)) - 1  # (B, J), -1 = none
+            bias = net.side_boost(ctx)[:, None].expand(bias_idx.shape)
         loss = window_ce(h[:, net.prefix:], seq, vectors, targets=c.targets, exclude_seen=c.exclude_seen,
-                         smoothing=c.label_smoothing)
-        if net.prefix:  # the profile / social tokens predict the first items of a sequence (new users)
+                         smoothing=c.label_smoothing, bias_idx=bias_idx, bias=bias)
+        if net.prefix:  # the profile / social / side tokens predict the first items of a sequence (new users)
             first = starts.nonzero().squeeze(1)
             if len(first):
                 tgt = seq[first, : c.targets] - 1  # (F, T), -1 = none
-                loss = loss + full_softmax_ce(h[first, net.prefix - 1], vectors, tgt) * len(first) / max(1, int((seq[:, 1:] > 0).sum()))
+                extra = (bias_idx[first], bias[first]) if bias is not None else (None, None)
+                loss = loss + full_softmax_ce(h[first, net.prefix - 1], vectors, tgt, 0.0, None, *extra) * \
+                    len(first) / max(1, int((seq[:, 1:] > 0).sum()))
         return loss
 
     # -- self-supervised pretraining ---------------------------------------------------------
@@ -616,21 +739,47 @@ class Fusion(GraphExplainer, SequenceRecommender):
         seq, n = right_align(seq)
         if vectors is None:
             vectors, _ = self._vectors()
-        h, atts = net.encode(seq, vectors, torch.from_numpy(np.asarray(users, np.int64)), weights=weights,
-                             friends=self._friend_rows(users))
+        side, _ = self._side_inputs(users)
+        user_t, friends = torch.from_numpy(np.asarray(users, np.int64)), self._friend_rows(users)
+        h, atts = net.encode(seq, vectors, user_t, weights=weights, friends=friends, side=side,
+                             buckets=self._buckets(users, seq))
         last = (n - 1 + net.prefix).clamp(min=0)
-        return h[torch.arange(len(n)), last], seq, atts, n
+        rows = torch.arange(len(n))
+        u = h[rows, last]
+        orders = self.config.score_orders if getattr(self, "unordered_", False) and not weights else 1
+        if orders > 1:  # a set, not a sequence: average over random orders (seeded, so scores repeat)
+            gen = torch.Generator().manual_seed(self.config.seed)
+            for _ in range(orders - 1):
+                key = torch.rand(seq.shape, generator=gen).masked_fill(seq == 0, 2.0)  # padding stays last
+                perm = seq.gather(1, key.argsort(1))
+                u = u + net.encode(perm, vectors, user_t, friends=friends, side=side,
+                                   buckets=self._buckets(users, perm))[0][rows, last]
+            u = u / orders
+        return u, seq, atts, n
 
     @torch.no_grad()
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         vectors, _ = self._vectors()
         u, _, _, n = self.user_states(users, history, vectors=vectors)
         s = (u @ vectors.T).numpy()
+        boost = self.side_boost(users)
+        if boost is not None:
+            s += boost.toarray()
         if not self.network_.prefix:  # no profile token: users without history get popularity
             empty = (n == 0).numpy()
             s[empty] = self.item_popularity_
         s[:, self._blank_items()] = UNKNOWN_ITEM_SCORE  # nothing known about them: last, ties broken at random
         return s
+
+    @torch.no_grad()
+    def side_boost(self, users: np.ndarray) -> sp.csr_matrix | None:
+        """(b, n_items) what the side events add to the users' scores (``w_u`` on each item), or None."""
+        got = self._side_rows(users)
+        if got is None:
+            return None
+        rows, ctx = got
+        w = self.network_.side_boost(ctx).numpy()
+        return sp.csr_matrix(sp.diags(w.astype(np.float32)) @ rows)
 
     def explain(self, user: int, items: np.ndarray, history: sp.csr_matrix | None = None, top: int = 3
                 ) -> list[dict[str, Any]]:
@@ -649,17 +798,22 @@ class Fusion(GraphExplainer, SequenceRecommender):
         attended: list[dict[str, Any]] = []
         if att is not None:
             net = self.network_
-            tokens = (["profile"] if net.users is not None else []) + (["social"] if net.social is not None else [])
+            tokens = (["profile"] if net.users is not None else []) + (["social"] if net.social is not None else []) \
+                + (["side"] if net.side is not None else [])
             for j, source in enumerate(tokens):
                 attended.append({"item": None, "source": source, "attention": float(att[j])})
             w = att[prefix: prefix + int(n[0])]
             for j in torch.argsort(w, descending=True)[:top].tolist():
                 attended.append({"item": int(seq[0, j]) - 1, "source": "history", "attention": float(w[j])})
+        boost = self.side_boost(users)
         out = []
         for i in np.asarray(items, dtype=np.int64):
-            out.append({"item": int(i), "gates": {m: float(gates[i, k]) for k, m in enumerate(names)},
-                        "attended": attended, "seen_in_training": bool(self.item_counts_[i] > 0),
-                        "vector": "content map" if mapped[i] else "item tower"})
+            row = {"item": int(i), "gates": {m: float(gates[i, k]) for k, m in enumerate(names)},
+                   "attended": attended, "seen_in_training": bool(self.item_counts_[i] > 0),
+                   "vector": "content map" if mapped[i] else "item tower"}
+            if boost is not None and boost[0, i] > 0:  # e.g. "you tagged this artist": the score's side boost
+                row["side_event"] = {"boost": float(boost[0, i])}
+            out.append(row)
         return out
 
     # -- cold start: rows added after training ---------------------------------------------------
@@ -722,6 +876,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
     def _state(self) -> dict[str, np.ndarray]:
         state = super()._state()
         state["item_counts"], state["item_recency"] = self.item_counts_, self.item_recency_
+        state["unordered"] = np.asarray([getattr(self, "unordered_", False)])
         for side, content in (("items", self.item_content_), ("users", self.user_content_)):
             if content is None:
                 continue
@@ -730,7 +885,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
             state[f"content.{side}.meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         if getattr(self, "triples_", None) is not None:
             state.update(self.triples_.to_state("graph.kg."))
-        for name in ("friends_", "social_items_"):
+        for name in ("friends_", "social_items_", "side_items_", "weight_buckets_"):
             m = getattr(self, name, None)
             if m is not None:
                 key = f"graph.{name.rstrip('_')}."
@@ -746,6 +901,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
         from fusionrec.encoders import ContentFeatures
 
         self.item_counts_, self.item_recency_ = state["item_counts"], state["item_recency"]
+        self.unordered_ = bool(state["unordered"][0]) if "unordered" in state else False
         contents: dict[str, Any] = {"items": None, "users": None}
         for side in contents:
             key = f"content.{side}.meta"
@@ -758,7 +914,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
         from fusionrec.graph.triples import Triples
 
         self.triples_ = Triples.from_state(state, "graph.kg.") if "graph.kg.sizes" in state else None
-        for name in ("friends_", "social_items_"):
+        for name in ("friends_", "social_items_", "side_items_", "weight_buckets_"):
             key = f"graph.{name.rstrip('_')}."
             setattr(self, name, sp.csr_matrix((state[key + "data"], state[key + "indices"], state[key + "indptr"]),
                                               shape=tuple(int(x) for x in state[key + "shape"]))

@@ -75,6 +75,9 @@ class SASRecConfig(TrainConfig):
     targets: int = 3  # loss="ce": each position is trained to predict each of the next `targets` items
     positions: str = "start"  # "start": counted from the window's first item; "end": from the newest
     exclude_seen: bool = True  # loss="ce": leave the items seen earlier in the window out of the softmax
+    # data without timestamps (a set per user): reshuffle each user's items at every epoch, so the
+    # network learns from many orders instead of memorising one arbitrary order's prefixes
+    shuffle_unordered: bool = True
     epochs: int = 40
     batch_size: int = 32  # windows per step
     lr: float = 1e-3
@@ -178,7 +181,8 @@ class SASRec(SequenceRecommender):
         return SASRecNet(self.n_items_, self.config)
 
     def prepare(self, train: Dataset) -> None:
-        self.windows_ = WindowBatches(self.seq_indptr_, self.seq_items_, self.config.max_len)
+        self.windows_ = WindowBatches(self.seq_indptr_, self.seq_items_, self.config.max_len,
+                                      shuffle=self.config.shuffle_unordered and not train.has_timestamps)
 
     def steps_per_epoch(self, train: Dataset) -> int:
         return self.windows_.steps(self.config.batch_size)
