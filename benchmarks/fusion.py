@@ -15,8 +15,9 @@ cut from the training file by the model's own leave-one-out (last event per user
 ``lastfm`` is P4's heterogeneous-fusion check on lastfm-2k (random leave-one-out by user, seed 0,
 full ranking; the valid event picks the best epoch and is then extra history for the test users, as
 in ``benchmarks/social.py rec``): ``--variant full`` uses everything the dataset has (artist names,
-tags, friends, and KGCN's Satori KG when ``kg-lastfm-kgcn`` lies beside it), ``--variant without``
-switches off the social token, the KG token and the tags (``social,kg,attributes=false``). It also
+artist tags, the artists each user tagged (side events), friends, and KGCN's Satori KG when
+``kg-lastfm-kgcn`` lies beside it), ``--variant without`` switches off the social token, the KG token,
+the artist tags and the side events (``social,kg,attributes,side=false``). Each epoch prints a line. It also
 measures how many top-10 items ``fusionrec explain`` can back with a KG path or friends.
 
 Example::
