@@ -63,3 +63,11 @@ def test_a_run_without_graph_data_gets_empty_paths(runs: Path) -> None:
     _, res = explain("--run", runs / "kg-bare", "--user", "u0", "--k", "4")
     assert res["items"] and all(r["paths"] == [] and r["friends"] is None for r in res["items"])
     assert all(KEYS <= set(r) for r in res["items"])
+
+
+def test_the_why_column_names_a_side_event_boost() -> None:
+    from fusionrec.cli.explain import _why
+
+    assert _why({"paths": [], "friends": None}) == ""
+    why = _why({"paths": [{"path": "a -[genre]-> rock <-[genre]- b"}], "side_event": {"boost": 1.234}})
+    assert why == "a -[genre]-> rock <-[genre]- b; you have a side event (e.g. a tag) on it: score +1.23"

@@ -64,10 +64,12 @@ def explain_user(run: Any, user: str, *, item: str | None = None, k: int = 10, h
 
 
 def _why(r: dict[str, Any]) -> str:
-    """The best KG path and the social message of a row ("" without graph evidence)."""
+    """The best KG path, the social message and the side-event boost of a row ("" without any)."""
     parts = [r["paths"][0]["path"]] if r.get("paths") else []
     if isinstance(r.get("friends"), dict):
         parts.append(r["friends"]["message"])
+    if isinstance(r.get("side_event"), dict):  # e.g. lastfm-2k: the user tagged this artist
+        parts.append(f"you have a side event (e.g. a tag) on it: score +{r['side_event']['boost']:.2f}")
     return "; ".join(parts)
 
 
