@@ -44,6 +44,15 @@ def _require(df: pd.DataFrame, cols: list[str], source: str) -> None:
                         f"Rename the columns (header row) or pass the right file.")
 
 
+def _require_ids(df: pd.DataFrame, cols: list[str], source: str) -> None:
+    """``cols`` present and never empty (a missing id would become a spurious user or item)."""
+    _require(df, cols, source)
+    for c in cols:
+        if df[c].isna().any():
+            row = int(np.flatnonzero(df[c].isna().to_numpy())[0])
+            raise DataError(f"{source}: empty {c} id at row {row + 1}; fill or drop the row.")
+
+
 def _numeric(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
     v = pd.to_numeric(df[col], errors="coerce")
     if v.isna().any():
@@ -127,10 +136,7 @@ class Dataset:
         _require(inter, ["user", "item"], source)
         if len(inter) == 0:
             raise DataError(f"{source} is empty: a dataset needs at least one interaction.")
-        for c in ("user", "item"):
-            if inter[c].isna().any():
-                row = int(np.flatnonzero(inter[c].isna().to_numpy())[0])
-                raise DataError(f"{source}: empty {c} id at row {row + 1}; fill or drop the row.")
+        _require_ids(inter, ["user", "item"], source)
         has_ts = "timestamp" in inter.columns
         if has_ts:
             ts = pd.to_numeric(inter["timestamp"], errors="coerce")
@@ -175,19 +181,11 @@ class Dataset:
             user_cols.append(users["user"])
         if social is not None:
             social = social.copy()
-            _require(social, ["user", "friend"], "social table")
-            for c in ("user", "friend"):
-                if social[c].isna().any():
-                    row = int(np.flatnonzero(social[c].isna().to_numpy())[0])
-                    raise DataError(f"social table: empty {c} id at row {row + 1}; fill or drop the row.")
+            _require_ids(social, ["user", "friend"], "social table")
             user_cols += [social["user"], social["friend"]]
         if side_events is not None:
             side_events = side_events.copy()
-            _require(side_events, ["user", "item"], "side events table")
-            for c in ("user", "item"):
-                if side_events[c].isna().any():
-                    row = int(np.flatnonzero(side_events[c].isna().to_numpy())[0])
-                    raise DataError(f"side events table: empty {c} id at row {row + 1}; fill or drop the row.")
+            _require_ids(side_events, ["user", "item"], "side events table")
             user_cols.append(side_events["user"])
         user_ids = IdMap.from_values(*user_cols)
 

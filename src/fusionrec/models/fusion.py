@@ -558,7 +558,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
         self._content(train)
         self._weight_buckets(train)
         self.windows_ = UserWindows(self.seq_indptr_, self.seq_items_, self.config.max_len,
-                                    shuffle=self.config.shuffle_unordered and not train.has_timestamps)
+                                    shuffle=self.config.shuffle_unordered and self.unordered_)
 
     def steps_per_epoch(self, train: Dataset) -> int:
         return self.windows_.steps(self.config.batch_size)
