@@ -17,7 +17,8 @@ full ranking; the valid event picks the best epoch and is then extra history for
 in ``benchmarks/social.py rec``): ``--variant full`` uses everything the dataset has (artist names,
 artist tags, the artists each user tagged (side events), friends, and KGCN's Satori KG when
 ``kg-lastfm-kgcn`` lies beside it), ``--variant without`` switches off the social token, the KG token,
-the artist tags and the side events (``social,kg,attributes,side=false``). Each epoch prints a line. It also
+the artist tags and the side events (``social,kg,attributes,side=false``); both keep the item-item
+prior (a behaviour source, fit on the valid events after training). Each epoch prints a line. It also
 measures how many top-10 items ``fusionrec explain`` can back with a KG path or friends.
 
 Example::
@@ -116,7 +117,7 @@ def run_lastfm(data_dir: Path, model: str, variant: str, sets: list[str]) -> dic
             "valid_NDCG@10": round(valid, 4), **{k: r[k] for k in ("NDCG@10", "HR@10", "NDCG@20", "HR@20", "users")},
             "best_epoch": best.get("epoch"), "epochs_run": len(log),
             "explained": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in cov.items()},
-            "gate_mean": _gate_means(m), "train_seconds": round(train_seconds, 1),
+            "gate_mean": _gate_means(m), "prior": _prior(m), "train_seconds": round(train_seconds, 1),
             "peak_rss_mb": round(peak_rss_mb(), 1), "machine": machine(), "date": time.strftime("%Y-%m-%d")}
 
 
@@ -125,6 +126,13 @@ def _progress(rec: dict[str, Any]) -> None:
     valid = {k: round(v, 4) for k, v in rec.get("valid", {}).items()}
     print(f"epoch {rec.get('epoch')}: loss {rec.get('loss', float('nan')):.4f} valid {valid} "
           f"({rec.get('seconds', 0):.0f} s)", file=sys.stderr, flush=True)
+
+
+def _prior(model: Any) -> dict[str, Any]:
+    """What the item-item prior's gate fit saw and found (empty when the model has none)."""
+    if getattr(model, "prior_", None) is None:
+        return dict(getattr(model, "prior_log_", {}) or {})
+    return {**model.prior_log_, "gate": [round(float(x), 4) for x in model.prior_.gate]}
 
 
 def _gate_means(model: Any) -> dict[str, dict[str, float]]:

@@ -118,11 +118,15 @@ def run_one(dataset: str, model_name: str, data_dir: Path, sets: list[str], thre
     validated = [r for r in log if "valid" in r]
     best = max(validated, key=lambda r: r["valid"]["NDCG@10"]) if validated else log[-1]
     m = res.metrics
+    prior = {}
+    if getattr(model, "prior_", None) is not None:  # valid scored again with the prior the gate was fit on
+        prior = {**model.prior_log_, "gate": model.prior_.gate.round(4).tolist(),
+                 "valid_NDCG@10": evaluate(model, split.valid, (10,)).metrics["NDCG@10"]}
     return {"dataset": dataset, "model": model_name, "settings": settings,
             "config": dataclasses.asdict(model.config), "protocol": "loo+valid-history",
             "NDCG@10": m["NDCG@10"], "HR@10": m["HR@10"], "NDCG@20": m["NDCG@20"], "HR@20": m["HR@20"],
             "valid_NDCG@10": best.get("valid", {}).get("NDCG@10"), "best_epoch": best["epoch"],
-            "epochs": len(log), "seconds_per_epoch": round(per_epoch, 3), "train_seconds": round(train_seconds, 1),
+            "prior": prior, "epochs": len(log), "seconds_per_epoch": round(per_epoch, 3), "train_seconds": round(train_seconds, 1),
             "eval_seconds": round(eval_seconds, 2), "peak_rss_mb": round(rss, 1),
             "gflop_per_epoch": round(flops / 1e9, 2), "achieved_gflops": round(flops / per_epoch / 1e9, 2),
             "matmul_peak_gflops": round(peak, 1), "fraction_of_peak": round(flops / per_epoch / 1e9 / peak, 3),

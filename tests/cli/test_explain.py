@@ -71,3 +71,11 @@ def test_the_why_column_names_a_side_event_boost() -> None:
     assert _why({"paths": [], "friends": None}) == ""
     why = _why({"paths": [{"path": "a -[genre]-> rock <-[genre]- b"}], "side_event": {"boost": 1.234}})
     assert why == "a -[genre]-> rock <-[genre]- b; you have a side event (e.g. a tag) on it: score +1.23"
+
+
+def test_the_why_column_names_the_history_items_behind_the_prior() -> None:
+    from fusionrec.cli.explain import _why
+
+    row = {"prior": {"gate": 2.0, "score": 0.5, "because": [{"item": "Heat", "weight": 0.2}, {"item": "Ronin", "weight": 0.1}]}}
+    assert _why(row) == "often taken with Heat, Ronin: score +0.50"
+    assert _why({"prior": {"gate": 2.0, "score": 0.0, "because": []}}) == ""

@@ -49,6 +49,8 @@ def explain_user(run: Any, user: str, *, item: str | None = None, k: int = 10, h
         r["item"], r["rank"], r["score"] = raw(r["item"]), rank, float(s)
         r.setdefault("gates", {})
         r["attended"] = [{**a, "item": raw(a["item"])} for a in r.get("attended", [])]
+        if isinstance(r.get("prior"), dict):
+            r["prior"]["because"] = [{**b, "item": raw(b["item"])} for b in r["prior"]["because"]]
         if ev is None:
             continue
         r["paths"] = [{**p, "history_item": raw(p["history_item"])} for p in ev["paths"]]
@@ -64,12 +66,16 @@ def explain_user(run: Any, user: str, *, item: str | None = None, k: int = 10, h
 
 
 def _why(r: dict[str, Any]) -> str:
-    """The best KG path, the social message and the side-event boost of a row ("" without any)."""
+    """The best KG path, the social message, the side-event boost and the item-item prior's evidence
+    of a row ("" without any)."""
     parts = [r["paths"][0]["path"]] if r.get("paths") else []
     if isinstance(r.get("friends"), dict):
         parts.append(r["friends"]["message"])
     if isinstance(r.get("side_event"), dict):  # e.g. lastfm-2k: the user tagged this artist
         parts.append(f"you have a side event (e.g. a tag) on it: score +{r['side_event']['boost']:.2f}")
+    if isinstance(r.get("prior"), dict) and r["prior"]["because"]:  # the item-item prior's evidence
+        names = ", ".join(b["item"] for b in r["prior"]["because"])
+        parts.append(f"often taken with {names}: score +{r['prior']['score']:.2f}")
     return "; ".join(parts)
 
 

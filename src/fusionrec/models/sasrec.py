@@ -78,6 +78,12 @@ class SASRecConfig(TrainConfig):
     # data without timestamps (a set per user): reshuffle each user's items at every epoch, so the
     # network learns from many orders instead of memorising one arbitrary order's prefixes
     shuffle_unordered: bool = True
+    # the item-item prior (models/item_prior.py): EASE's closed-form item-item weights of the training
+    # events added to the score with a per-user/per-item gate fit on the valid events after training
+    prior: bool = False
+    prior_l2: float = 100.0
+    prior_topk: int = 32  # kept weights per target item (the strongest; fewer were better on ml-100k valid)
+    prior_max_items: int = 40_000  # building B needs n_items^2 floats
     epochs: int = 40
     batch_size: int = 32  # windows per step
     lr: float = 1e-3
@@ -99,6 +105,9 @@ class SASRecConfig(TrainConfig):
             raise ValueError(f"{type(self).__name__}.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.positions not in ("start", "end"):
             raise ValueError(f"{type(self).__name__}.positions must be 'start' or 'end', got {self.positions!r}")
+        if self.prior_l2 <= 0 or self.prior_topk < 0 or self.prior_max_items < 1:
+            raise ValueError(f"{type(self).__name__}: prior_l2 must be > 0, prior_topk >= 0 (0 = keep all) and "
+                             f"prior_max_items >= 1")
         if self.loss not in ("ce", "sampled"):
             raise ValueError(f"{type(self).__name__}.loss must be 'ce' or 'sampled', got {self.loss!r}")
 

@@ -21,6 +21,7 @@ import torch
 
 from fusionrec.data.schema import Dataset
 from fusionrec.models.base import Recommender, take_rows
+from fusionrec.models.item_prior import ItemPrior
 from fusionrec.training.trainer import TrainConfig, Trainer, shard_rows
 
 
@@ -132,10 +133,41 @@ class SequenceRecommender(TorchRecommender):
     """A torch model that scores from the user's most recent items (``max_len`` of them)."""
 
     _extra: sp.csr_matrix | None = None
+    #: the gated item-item prior (config ``prior``), fit after training; None when off
+    prior_: ItemPrior | None = None
 
     def fit(self, train: Dataset, valid: Dataset | None = None):  # type: ignore[override]
         self.seq_indptr_, self.seq_items_ = user_sequences(train)
-        return super().fit(train, valid)
+        self.prior_, self.prior_log_ = None, {}
+        super().fit(train, valid)
+        if getattr(self.config, "prior", False):
+            self._fit_prior(valid)
+        return self
+
+    def _fit_prior(self, valid: Dataset | None) -> None:
+        """Build EASE's weights on the training events and fit the prior's gate on the valid events."""
+        if valid is None or valid.n_interactions == 0:
+            self.prior_log_ = {"skipped": "no valid events to fit the prior's gate on (pass a valid part)"}
+            return
+        c = self.config
+        prior = ItemPrior.build(self.train_matrix_, c.prior_l2, c.prior_topk, c.prior_max_items)
+        inter = valid.interactions
+        users, targets = inter["user"].to_numpy(), inter["item"].to_numpy()
+        keep = users < self.n_users_
+        users, targets = users[keep], targets[keep]
+        uniq, where = np.unique(users, return_inverse=True)
+        hist = self.history_for(uniq)
+        scores = np.concatenate([self.score(uniq[i:i + 256], hist[i:i + 256]) for i in range(0, len(uniq), 256)])
+        self.prior_log_ = prior.fit_gate(scores[where], hist[where], targets)
+        self.prior_ = prior
+
+    def score(self, users: np.ndarray, history: sp.csr_matrix | None = None, *,
+              out: np.ndarray | None = None) -> np.ndarray:
+        """As :meth:`Recommender.score`, plus the gated item-item prior when the model has one."""
+        s = super().score(users, history, out=out)
+        if self.prior_ is not None:
+            self.prior_.add_to(s, self.history_for(np.asarray(users, np.int64)) if history is None else history)
+        return s
 
     def recommend(self, users: Any, k: int = 10, *, extra_history: sp.csr_matrix | None = None,
                   **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -165,8 +197,10 @@ class SequenceRecommender(TorchRecommender):
         return torch.from_numpy(out)
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {**super()._state(), "seq_indptr": self.seq_indptr_, "seq_items": self.seq_items_}
+        prior = self.prior_.to_state("prior.") if self.prior_ is not None else {}
+        return {**super()._state(), "seq_indptr": self.seq_indptr_, "seq_items": self.seq_items_, **prior}
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.seq_indptr_, self.seq_items_ = state["seq_indptr"], state["seq_items"]
+        self.prior_ = ItemPrior.from_state(state, "prior.")
         super()._load_state(state)

@@ -1,0 +1,114 @@
+"""The gated item-item prior: EASE weights, a gate fit on held-out events, and its place in the score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from fusionrec.data.schema import Dataset
+from fusionrec.data.splits import random_leave_one_out
+from fusionrec.models.ease import EASE, EASEConfig
+from fusionrec.models.item_prior import ItemPrior, ease_weights
+from fusionrec.models.sasrec import SASRec, SASRecConfig
+
+TINY = {"hidden": 16, "inner": 32, "layers": 1, "heads": 2, "max_len": 8, "dropout": 0.1, "attn_dropout": 0.0,
+        "targets": 1, "epochs": 3, "batch_size": 16, "lr": 0.01, "warmup_steps": 0, "threads": 1}
+
+
+def blocks(n_users: int = 200, n_groups: int = 4, per_group: int = 10, picks: int = 6, seed: int = 0) -> sp.csr_matrix:
+    """Each user takes ``picks`` random items of one group: co-occurrence is all there is to learn."""
+    rng = np.random.default_rng(seed)
+    rows, cols = [], []
+    for u in range(n_users):
+        g = u % n_groups
+        items = g * per_group + rng.choice(per_group, picks, replace=False)
+        rows += [u] * picks
+        cols += items.tolist()
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_groups * per_group))
+
+
+def test_uncut_weights_are_ease_without_its_negative_part() -> None:
+    x = blocks()
+    dense = ease_weights(x, 50.0, topk=0).toarray()
+    data = Dataset.from_frames(pd.DataFrame({"user": x.nonzero()[0].astype(str), "item": x.nonzero()[1].astype(str)}))
+    ease = EASE(EASEConfig(l2=50.0)).fit(data)
+    order = data.item_ids.index(np.arange(x.shape[1]).astype(str))  # raw "k" -> dense index
+    ref = ease.weights_[np.ix_(order, order)]
+    np.testing.assert_allclose(dense, np.clip(ref, 0, None), atol=1e-5)
+    cut = ease_weights(x, 50.0, topk=3).toarray()
+    assert ((cut > 0).sum(0) <= 3).all()
+    np.testing.assert_allclose(np.sort(cut, 0)[-3:], np.sort(dense, 0)[-3:], atol=1e-6)  # the 3 largest kept
+
+
+def test_the_gate_opens_where_the_prior_predicts_and_stays_shut_where_it_does_not() -> None:
+    x = blocks()
+    held = blocks(seed=1)  # the same groups, other picks: events the prior never saw
+    users = np.arange(x.shape[0])
+    targets = np.array([np.setdiff1d(held[u].indices, x[u].indices)[0] if len(np.setdiff1d(held[u].indices, x[u].indices))
+                        else -1 for u in users])
+    ok = targets >= 0
+    hist, targets = x[users[ok]], targets[ok]
+    prior = ItemPrior.build(x, 10.0, 0, 10**6)
+    guess = np.random.default_rng(0).normal(size=hist.shape).astype(np.float32)  # a network that knows nothing
+    log = prior.fit_gate(guess, hist, targets)
+    assert log["ce_fused"] < log["ce_network"] - 0.5
+    assert prior.gates(hist).mean() > 0.5
+
+    noise = ItemPrior.build(blocks(seed=7, n_groups=1, per_group=40, picks=6), 10.0, 0, 10**6)  # unrelated structure
+    strong = np.zeros(hist.shape, np.float32)
+    strong[np.arange(len(targets)), targets] = 8.0  # a network that already knows every answer
+    noise.fit_gate(strong, hist, targets)
+    assert noise.gates(hist).mean() < prior.gates(hist).mean() / 4
+
+
+@pytest.fixture(scope="module")
+def split():
+    x = blocks(n_users=240, picks=8)
+    u, i = x.nonzero()
+    df = pd.DataFrame({"user": [f"u{a}" for a in u], "item": [f"i{b}" for b in i]})
+    return random_leave_one_out(Dataset.from_frames(df, name="blocks"), seed=0)
+
+
+def test_a_sequence_model_with_the_prior_fits_its_gate_on_valid_and_keeps_it_through_save(split, tmp_path) -> None:
+    model = SASRec(SASRecConfig(**TINY, prior=True, prior_l2=10.0)).fit(split.train, split.valid)
+    assert model.prior_ is not None and model.prior_log_["events"] == split.valid.n_interactions
+    users = np.arange(20)
+    with_prior = model.score(users)
+    prior, model.prior_ = model.prior_, None
+    plain = model.score(users)
+    model.prior_ = prior
+    hist = model.history_for(users)
+    np.testing.assert_allclose(with_prior - plain, prior.gates(hist) * prior.raw(hist), rtol=1e-5, atol=1e-5)
+    model.save(tmp_path / "m")
+    again = SASRec.load(tmp_path / "m")
+    np.testing.assert_allclose(again.score(users), with_prior, rtol=1e-5, atol=1e-5)
+
+
+def test_without_valid_events_the_prior_is_skipped_and_says_why(split) -> None:
+    model = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True)).fit(split.train)
+    assert model.prior_ is None and "valid" in model.prior_log_["skipped"]
+
+
+def test_too_many_items_for_the_prior_is_a_clear_error() -> None:
+    from fusionrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="prior_max_items"):
+        ItemPrior.build(blocks(), 10.0, 0, max_items=5)
+
+
+def test_fusion_explains_the_prior_by_the_history_items_behind_it(split, tmp_path) -> None:
+    from fusionrec.models.fusion import Fusion, FusionConfig
+
+    model = Fusion(FusionConfig(**TINY, text_encoder="hashed", cache_dir=str(tmp_path))).fit(split.train, split.valid)
+    assert model.config.prior and model.prior_ is not None
+    user = 0
+    items, _ = model.recommend(np.array([user]), k=5)
+    rows = model.explain(user, items[0])
+    with_prior = [r for r in rows if "prior" in r]
+    assert with_prior  # the top items of a block world are the user's block-mates
+    history = set(model.train_matrix_[user].indices.tolist())
+    for r in with_prior:
+        assert r["prior"]["gate"] > 0 and r["prior"]["because"]
+        assert {b["item"] for b in r["prior"]["because"]} <= history
