@@ -25,20 +25,14 @@ import torch.nn.functional as F
 
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import UNKNOWN_ITEM_SCORE
+from fusionrec.models.ease import closed_form
 
 
 def ease_weights(x: sp.csr_matrix, l2: float, topk: int) -> sp.csr_matrix:
     """EASE's ``B`` (zero diagonal) for the binary matrix ``x``; per column (target item) only the
     ``topk`` largest weights are kept (all when ``topk`` <= 0), as a (n_items, n_items) CSR."""
     n = x.shape[1]
-    g = torch.from_numpy((x.T @ x).toarray().astype(np.float64))
-    g.diagonal().add_(l2)
-    p = torch.cholesky_inverse(torch.linalg.cholesky(g))  # (n, n), symmetric positive definite
-    del g
-    b = -p / p.diagonal()  # column j divided by P_jj
-    del p
-    b.diagonal().zero_()
-    b = b.to(torch.float32)
+    b = closed_form(x, l2)
     if 0 < topk < n:
         vals, rows = b.topk(topk, dim=0)  # (topk, n): the strongest sources of each target item
         cols = torch.arange(n).expand(topk, n)
@@ -49,7 +43,7 @@ def ease_weights(x: sp.csr_matrix, l2: float, topk: int) -> sp.csr_matrix:
 
 @dataclass
 class ItemPrior:
-    """EASE weights ``B`` (sparse) and the gate parameters ``w`` (3,) and ``log t``."""
+    """EASE weights ``B`` (sparse), the gate parameters and the training count of each item."""
 
     weights: sp.csr_matrix
     gate: np.ndarray  # (4,): w0, w_user, w_item, log temperature

@@ -164,9 +164,12 @@ class SequenceRecommender(TorchRecommender):
     def score(self, users: np.ndarray, history: sp.csr_matrix | None = None, *,
               out: np.ndarray | None = None) -> np.ndarray:
         """As :meth:`Recommender.score`, plus the gated item-item prior when the model has one."""
+        if self.prior_ is None:
+            return super().score(users, history, out=out)
+        if history is None:  # built once, for the network and the prior
+            history = self.history_for(np.asarray(users, np.int64))
         s = super().score(users, history, out=out)
-        if self.prior_ is not None:
-            self.prior_.add_to(s, self.history_for(np.asarray(users, np.int64)) if history is None else history)
+        self.prior_.add_to(s, history)
         return s
 
     def recommend(self, users: Any, k: int = 10, *, extra_history: sp.csr_matrix | None = None,
