@@ -1,4 +1,4 @@
-"""The item-item prior's settings on one trained network: ``prior_topk`` x ``prior_l2``, gate refit each time.
+"""The item-item prior's settings on one trained network: weighting x ``prior_l2`` x ``prior_topk``, gate refit each time.
 
 The prior is fit after training (``SequenceRecommender._fit_prior``: EASE weights of the training events,
 a gate fit on the valid events), so one trained network serves every setting: train once (or load a saved
@@ -12,7 +12,8 @@ Examples::
     python benchmarks/prior.py --dataset ml-100k --model sasrec --data-dir ../shared/datasets --set threads=1
     python benchmarks/prior.py --dataset ml-100k --model fusion --data-dir ../shared/datasets \\
         --set threads=1 --set id_dropout=0 --set modality_dropout=0
-    python benchmarks/prior.py --dataset lastfm-2k --run bench-out/lastfm-full-model --topk 32 --l2 100,200
+    python benchmarks/prior.py --dataset lastfm-2k --run bench-out/lastfm-full-model --topk 32 --l2 100,200 \\
+        --weighting binary,log1p,log1p-idf
 """
 
 from __future__ import annotations
@@ -36,11 +37,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model setting (repeatable)")
     p.add_argument("--topk", default="8,16,32,64,128", help="comma list of prior_topk values")
     p.add_argument("--l2", default="100", help="comma list of prior_l2 values")
+    p.add_argument("--weighting", default="auto", help="comma list of prior_weighting values: auto, binary, log1p, "
+                   "log1p-idf")
+    p.add_argument("--coverage", action="store_true", help="also the share of top-10 items `fusionrec explain` "
+                   "backs with a KG path or friends (benchmarks/fusion.py's figure)")
     p.add_argument("--out", default="bench-out/prior.jsonl")
     a = p.parse_args(argv)
     if not a.data_dir:
         raise SystemExit("give the datasets folder: --data-dir DIR or FUSIONREC_DATA=DIR")
 
+    import numpy as np
     import torch
 
     from fusionrec.bench import machine
@@ -69,15 +75,22 @@ def main(argv: list[str] | None = None) -> None:
         model.prior_ = None
         if prior:
             model.config = dataclasses.replace(model.config, prior=True, **prior)
-            model._fit_prior(split.valid)
+            model._fit_prior(split.train, split.valid)
         fit = time.perf_counter() - t
         valid = evaluate(model, split.valid, (10,)).metrics["NDCG@10"]
         test = evaluate(model, split.test, (10, 20), extra_history=extra).metrics
+        explained = {}
+        if a.coverage and hasattr(model, "explain_paths"):
+            from fusionrec.graph.explain import evidence_coverage
+
+            users = np.unique(split.test.interactions["user"].to_numpy())
+            explained = {k: (round(v, 4) if isinstance(v, float) else v)
+                         for k, v in evidence_coverage(model, users, 10, extra_history=extra).items()}
         row = {"dataset": a.dataset, "model": model.name, "run": a.run or None, "settings": a.set,
                "prior": prior or None, "valid_NDCG@10": round(valid, 4),
                **{k: round(test[k], 4) for k in ("NDCG@10", "HR@10", "NDCG@20")},
                "gate": model.prior_.gate.round(4).tolist() if model.prior_ is not None else None,
-               "gate_log": model.prior_log_ if prior else None, "prior_seconds": round(fit, 1),
+               "gate_log": model.prior_log_ if prior else None, "explained": explained or None, "prior_seconds": round(fit, 1),
                "train_seconds": round(train_seconds, 1), "machine": machine(), "date": time.strftime("%Y-%m-%d")}
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         with open(a.out, "a") as fh:
@@ -87,9 +100,10 @@ def main(argv: list[str] | None = None) -> None:
         return row
 
     measure()
-    for l2 in (float(x) for x in a.l2.split(",")):
-        for topk in (int(x) for x in a.topk.split(",")):
-            measure(prior_l2=l2, prior_topk=topk)
+    for weighting in a.weighting.split(","):
+        for l2 in (float(x) for x in a.l2.split(",")):
+            for topk in (int(x) for x in a.topk.split(",")):
+                measure(prior_l2=l2, prior_topk=topk, prior_weighting=weighting)
     print(f"rows appended to {a.out}", file=sys.stderr)
 
 

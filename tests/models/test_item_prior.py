@@ -112,3 +112,70 @@ def test_fusion_explains_the_prior_by_the_history_items_behind_it(split, tmp_pat
     for r in with_prior:
         assert r["prior"]["gate"] > 0 and r["prior"]["because"]
         assert {b["item"] for b in r["prior"]["because"]} <= history
+
+
+def counted(x: sp.csr_matrix, seed: int = 0) -> sp.csr_matrix:
+    """``x`` with listening counts (1..50) in place of its ones."""
+    c = sp.csr_matrix(x, dtype=np.float32, copy=True)
+    c.data = np.random.default_rng(seed).integers(1, 50, size=c.nnz).astype(np.float32)
+    return c
+
+
+def test_a_weighted_prior_is_ease_of_the_log1p_weighted_events() -> None:
+    x = blocks()
+    counts = counted(x)
+    prior = ItemPrior.build(x, 50.0, 0, 10**6, counts, "log1p")
+    w = counts.toarray()
+    w[w > 0] = np.log1p(w[w > 0])
+    w /= np.array([row[row > 0].mean() for row in w])[:, None]  # mean 1 per user
+    p = np.linalg.inv(w.T @ w + 50.0 * np.eye(w.shape[1]))
+    ref = -p / np.diag(p)
+    np.fill_diagonal(ref, 0.0)
+    np.testing.assert_allclose(prior.weights.toarray(), np.clip(ref, 0, None), atol=1e-5)
+    assert not np.allclose(prior.weights.toarray(), ItemPrior.build(x, 50.0, 0, 10**6).weights.toarray(), atol=1e-3)
+
+
+def test_weighted_inputs_keep_training_weights_and_weigh_new_events_by_rarity() -> None:
+    x = blocks()
+    rare = sp.csr_matrix(([1.0], ([0], [0])), shape=(x.shape[0], 1))
+    x = sp.csr_matrix(sp.hstack([x, rare]))  # item 40: one user, the rarest
+    counts = counted(x)
+    prior = ItemPrior.build(x, 50.0, 0, 10**6, counts, "log1p-idf")
+    f = prior.item_factor
+    assert f[40] == f.max() and np.isclose(f[x.indices].mean(), 1.0, rtol=1e-5)
+    hist = sp.lil_matrix(x[[1, 0]], dtype=np.float32)
+    hist[0, 40] = 1.0  # an event of user 1 added at scoring time: count unknown
+    hist = sp.csr_matrix(hist)
+    h = prior.inputs(hist, np.array([1, 0]))
+    np.testing.assert_allclose(h[1].toarray(), prior.user_weights[0].toarray(), rtol=1e-6)
+    assert h[0, 40] == pytest.approx(f[40])
+    new_user = prior.inputs(sp.csr_matrix(x[[0]]), np.array([10_000]))  # past the training range
+    np.testing.assert_allclose(new_user.data, f[new_user.indices], rtol=1e-6)
+
+
+def test_auto_weighting_reads_counts_where_the_events_carry_them(tmp_path) -> None:
+    x = blocks(n_users=240, picks=8)
+    u, i = x.nonzero()
+    df = pd.DataFrame({"user": [f"u{a}" for a in u], "item": [f"i{b}" for b in i],
+                       "weight": counted(x).data.astype(np.float32)})
+    split = random_leave_one_out(Dataset.from_frames(df, name="counted"), seed=0)
+    model = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True, prior_l2=10.0)).fit(split.train, split.valid)
+    assert model.prior_log_["weighting"] == "log1p-idf" and model.prior_.user_weights is not None
+    users = np.arange(20)
+    with_prior = model.score(users)
+    prior, model.prior_ = model.prior_, None
+    plain = model.score(users)
+    model.prior_ = prior
+    hist = model.history_for(users)
+    np.testing.assert_allclose(with_prior - plain, prior.gates(hist) * prior.raw(hist, users), rtol=1e-5, atol=1e-5)
+    model.save(tmp_path / "m")
+    again = SASRec.load(tmp_path / "m")
+    np.testing.assert_allclose(again.prior_.user_weights.toarray(), prior.user_weights.toarray())
+    np.testing.assert_allclose(again.score(users), with_prior, rtol=1e-5, atol=1e-5)
+    binary = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True, prior_weighting="binary")).fit(split.train, split.valid)
+    assert binary.prior_log_["weighting"] == "binary" and binary.prior_.user_weights is None
+
+
+def test_an_unknown_prior_weighting_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="prior_weighting"):
+        SASRecConfig(prior_weighting="tfidf")

@@ -530,7 +530,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
         """``weight_buckets_`` (n_users, n_items): each training event's weight bucket 1..weight_buckets, from
         ``log1p(weight)`` over the user's mean (a user's favourites get the high buckets). Explicit ratings
         are not read here: as buckets on ml-100k they lowered valid NDCG@10 (0.1171 vs 0.1223, one seed)."""
-        from fusionrec.models.social import log1p_weights
+        from fusionrec.models.weighting import log1p_weights
 
         self.weight_buckets_ = None
         c = self.config
@@ -812,7 +812,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
         boost = self.side_boost(users)
         prior = self.prior_
         if prior is not None:
-            gate, raw = prior.gates(hist)[0], prior.raw(hist)[0]
+            gate, raw = prior.gates(hist)[0], prior.raw(hist, users)[0]
             hist_items = hist[0].indices
         out = []
         for i in np.asarray(items, dtype=np.int64):

@@ -84,6 +84,9 @@ class SASRecConfig(TrainConfig):
     prior_l2: float = 100.0
     prior_topk: int = 32  # kept weights per target item (the strongest; fewer were better on ml-100k valid)
     prior_max_items: int = 40_000  # building B needs n_items^2 floats
+    # events under B and in h_u: "binary", "log1p" (counts as confidence), "log1p-idf" (and rarity), or
+    # "auto": log1p-idf where the events carry a weight column (listening counts), binary where not
+    prior_weighting: str = "auto"
     epochs: int = 40
     batch_size: int = 32  # windows per step
     lr: float = 1e-3
@@ -108,6 +111,9 @@ class SASRecConfig(TrainConfig):
         if self.prior_l2 <= 0 or self.prior_topk < 0 or self.prior_max_items < 1:
             raise ValueError(f"{type(self).__name__}: prior_l2 must be > 0, prior_topk >= 0 (0 = keep all) and "
                              f"prior_max_items >= 1")
+        if self.prior_weighting not in ("auto", "binary", "log1p", "log1p-idf"):
+            raise ValueError(f"{type(self).__name__}.prior_weighting must be 'auto', 'binary', 'log1p' or "
+                             f"'log1p-idf', got {self.prior_weighting!r}")
         if self.loss not in ("ce", "sampled"):
             raise ValueError(f"{type(self).__name__}.loss must be 'ce' or 'sampled', got {self.loss!r}")
 

@@ -50,8 +50,14 @@ from fusionrec.graph.social import (
     normalize_rows,
 )
 from fusionrec.models.base import BaseConfig, Recommender, take_rows
+from fusionrec.models.weighting import (  # noqa: F401  (log1p_weights: re-exported)
+    WEIGHTINGS,
+    interaction_weights,
+    item_factors,
+    log1p_weights,
+    weighted_history,
+)
 
-WEIGHTINGS = ("binary", "log1p", "log1p-idf")
 #: float64 entries of a (items, n_users) block held at once while fitting the dual form (128 MiB)
 CHUNK_ELEMENTS = 2**24
 
@@ -76,20 +82,6 @@ class SocialConfig(BaseConfig):
             raise ValueError(f"SocialConfig.weighting must be one of {list(WEIGHTINGS)}, got {self.weighting!r}")
         if self.max_dim < 1:
             raise ValueError(f"SocialConfig.max_dim must be >= 1, got {self.max_dim}")
-
-
-def log1p_weights(counts: sp.csr_matrix) -> sp.csr_matrix:
-    """``log1p(count)`` divided by each user's mean over their items (mean 1 per non-empty row)."""
-    w = sp.csr_matrix(counts, dtype=np.float64, copy=True)
-    w.data = np.log1p(np.maximum(w.data, 0.0))
-    lengths = np.diff(w.indptr)
-    sums = np.add.reduceat(w.data, w.indptr[:-1][lengths > 0]) if w.nnz else np.zeros(0)
-    mean = np.ones(w.shape[0])
-    mean[lengths > 0] = sums / lengths[lengths > 0]
-    mean[mean <= 0] = 1.0
-    w.data /= np.repeat(mean, lengths)
-    w.data[w.data <= 0] = 1e-3  # a zero count is still an event
-    return sp.csr_matrix(w, dtype=np.float32)
 
 
 class SocialRecommender(Recommender):
@@ -148,25 +140,11 @@ class SocialRecommender(Recommender):
             self.friends_ = sp.csr_matrix((n_users, n_users), dtype=np.float32)
 
     def _item_weights(self) -> np.ndarray:
-        x = self.train_matrix_
-        if self.config.weighting != "log1p-idf" or x.nnz == 0:
-            return np.ones(x.shape[1], dtype=np.float32)
-        users_per_item = np.asarray(x.sum(axis=0)).ravel()
-        g = 1.0 + np.log(max(1, x.shape[0]) / (1.0 + users_per_item)).clip(min=0.0)
-        return (g / g[x.indices].mean()).astype(np.float32)  # mean 1 over training interactions
+        return item_factors(self.train_matrix_, self.config.weighting)
 
     def _train_weights(self, train: Dataset) -> sp.csr_matrix:
-        binary = self.train_matrix_
-        if self.config.weighting == "binary" or "weight" not in train.interactions.columns:
-            out = sp.csr_matrix(binary, dtype=np.float32, copy=True)
-            out.data *= self.item_weight_[out.indices]
-            return out
-        w = log1p_weights(train.csr("weight"))
-        out = sp.csr_matrix(binary, dtype=np.float32, copy=True)  # same sparsity pattern as train_matrix_
-        rows = np.repeat(np.arange(binary.shape[0]), np.diff(binary.indptr))
-        vals = np.asarray(w[rows, binary.indices]).ravel()
-        out.data = (np.where(vals > 0, vals, 1.0) * self.item_weight_[out.indices]).astype(np.float32)
-        return out
+        counts = train.csr("weight") if "weight" in train.interactions.columns else None
+        return interaction_weights(self.train_matrix_, counts, self.config.weighting, self.item_weight_)
 
     def set_friends(self, social: Any, n_users: int | None = None) -> None:
         """Replace the social graph: a Dataset (its ``social`` table), a (user, friend[, weight]) frame
@@ -199,14 +177,7 @@ class SocialRecommender(Recommender):
     def _weighted(self, users: np.ndarray, history: sp.csr_matrix) -> sp.csr_matrix:
         """History rows with training weights where known; events added at scoring time (count
         unknown) weigh their item's rarity factor (1 unless ``log1p-idf``)."""
-        h = sp.csr_matrix(history, dtype=np.float32)
-        h.data[:] = 1.0
-        w = take_rows(self.weights_, users)
-        b = take_rows(self.train_matrix_, users)
-        new = sp.csr_matrix(h - h.multiply(b))
-        new.eliminate_zeros()
-        new.data = self.item_weight_[new.indices].astype(np.float32)
-        return sp.csr_matrix(h.multiply(w) + new)
+        return weighted_history(history, users, self.weights_, self.item_weight_)
 
     def _friend_rows(self, users: np.ndarray, hist: sp.csr_matrix) -> sp.csr_matrix:
         """(b, n_users) friend weights a_uv (rows sum to 1 where the user has friends in training)."""

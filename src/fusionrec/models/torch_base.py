@@ -141,16 +141,20 @@ class SequenceRecommender(TorchRecommender):
         self.prior_, self.prior_log_ = None, {}
         super().fit(train, valid)
         if getattr(self.config, "prior", False):
-            self._fit_prior(valid)
+            self._fit_prior(train, valid)
         return self
 
-    def _fit_prior(self, valid: Dataset | None) -> None:
+    def _fit_prior(self, train: Dataset, valid: Dataset | None) -> None:
         """Build EASE's weights on the training events and fit the prior's gate on the valid events."""
         if valid is None or valid.n_interactions == 0:
             self.prior_log_ = {"skipped": "no valid events to fit the prior's gate on (pass a valid part)"}
             return
         c = self.config
-        prior = ItemPrior.build(self.train_matrix_, c.prior_l2, c.prior_topk, c.prior_max_items)
+        weighting = c.prior_weighting
+        if weighting == "auto":  # counts as confidence where the events carry them (module item_prior)
+            weighting = "log1p-idf" if "weight" in train.interactions.columns else "binary"
+        counts = train.csr("weight") if weighting != "binary" else None
+        prior = ItemPrior.build(self.train_matrix_, c.prior_l2, c.prior_topk, c.prior_max_items, counts, weighting)
         inter = valid.interactions
         users, targets = inter["user"].to_numpy(), inter["item"].to_numpy()
         keep = users < self.n_users_
@@ -158,7 +162,8 @@ class SequenceRecommender(TorchRecommender):
         uniq, where = np.unique(users, return_inverse=True)
         hist = self.history_for(uniq)
         scores = np.concatenate([self.score(uniq[i:i + 256], hist[i:i + 256]) for i in range(0, len(uniq), 256)])
-        self.prior_log_ = prior.fit_gate(scores[where], hist[where], targets)
+        self.prior_log_ = {**prior.fit_gate(scores[where], hist[where], targets, users=uniq[where]),
+                           "weighting": weighting}
         self.prior_ = prior
 
     def score(self, users: np.ndarray, history: sp.csr_matrix | None = None, *,
@@ -169,7 +174,7 @@ class SequenceRecommender(TorchRecommender):
         if history is None:  # built once, for the network and the prior
             history = self.history_for(np.asarray(users, np.int64))
         s = super().score(users, history, out=out)
-        self.prior_.add_to(s, history)
+        self.prior_.add_to(s, history, np.asarray(users, np.int64))
         return s
 
     def recommend(self, users: Any, k: int = 10, *, extra_history: sp.csr_matrix | None = None,
