@@ -179,3 +179,11 @@ def test_auto_weighting_reads_counts_where_the_events_carry_them(tmp_path) -> No
 def test_an_unknown_prior_weighting_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="prior_weighting"):
         SASRecConfig(prior_weighting="tfidf")
+
+
+def test_explain_ranks_history_items_by_what_they_add_with_their_input_weights() -> None:
+    b = sp.csr_matrix(np.array([[0.0, 0.0, 0.5], [0.0, 0.0, 0.4], [0.0, 0.0, 0.0]]))
+    prior = ItemPrior(b, np.zeros(4), np.ones(3, np.float32))
+    assert [r["item"] for r in prior.explain(np.array([0, 1]), 2)] == [0, 1]
+    got = prior.explain(np.array([0, 1]), 2, history_weights=np.array([1.0, 2.0]))  # 0.5 vs 0.8
+    assert [r["item"] for r in got] == [1, 0] and got[0]["weight"] == pytest.approx(0.8)

@@ -813,7 +813,8 @@ class Fusion(GraphExplainer, SequenceRecommender):
         prior = self.prior_
         if prior is not None:
             gate, raw = prior.gates(hist)[0], prior.raw(hist, users)[0]
-            hist_items = hist[0].indices
+            inputs = prior.inputs(hist, users)[0]  # the history items' weights in h_u
+            hist_items, hist_weights = inputs.indices, inputs.data
         out = []
         for i in np.asarray(items, dtype=np.int64):
             row = {"item": int(i), "gates": {m: float(gates[i, k]) for k, m in enumerate(names)},
@@ -823,7 +824,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
                 row["side_event"] = {"boost": float(boost[0, i])}
             if prior is not None and i < len(raw) and raw[i] > 0:  # "because you have X": EASE's item-item weights
                 row["prior"] = {"gate": float(gate[i]), "score": float(gate[i] * raw[i]),
-                                "because": prior.explain(hist_items, int(i))}
+                                "because": prior.explain(hist_items, int(i), history_weights=hist_weights)}
             out.append(row)
         return out
 

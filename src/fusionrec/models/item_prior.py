@@ -116,14 +116,18 @@ class ItemPrior:
         p = self.raw(history, users)
         scores[:, :n] += self.gates(history)[:, :n] * p
 
-    def explain(self, history_items: np.ndarray, item: int, top: int = 3) -> list[dict[str, Any]]:
-        """The history items that add most to ``item``'s prior score, with their weight ``B[j, item]``."""
+    def explain(self, history_items: np.ndarray, item: int, top: int = 3,
+                history_weights: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """The history items that add most to ``item``'s prior score: ``weight`` is ``B[j, item]`` times the
+        item's input weight ``history_weights`` (the matching :meth:`inputs` values; 1 when not given)."""
         if item >= self.weights.shape[0] or not len(history_items):
             return []
         col = np.asarray(self.weights[:, [item]].toarray()).ravel()
         hist = np.asarray(history_items, dtype=np.int64)
-        hist = hist[hist < len(col)]
-        w = col[hist]
+        h = np.ones(len(hist)) if history_weights is None else np.asarray(history_weights, dtype=np.float64)
+        inside = hist < len(col)
+        hist, h = hist[inside], h[inside]
+        w = col[hist] * h
         order = np.argsort(-w, kind="stable")[:top]
         return [{"item": int(hist[j]), "weight": float(w[j])} for j in order if w[j] > 0]
 
