@@ -18,7 +18,8 @@ in ``benchmarks/social.py rec``): ``--variant full`` uses everything the dataset
 artist tags, the artists each user tagged (side events), friends, and KGCN's Satori KG when
 ``kg-lastfm-kgcn`` lies beside it), ``--variant without`` switches off the social token, the KG token,
 the artist tags and the side events (``social,kg,attributes,side=false``); both keep the item-item
-prior (a behaviour source, fit on the valid events after training). Each epoch prints a line. It also
+prior (a behaviour source, fit on the valid events after training; listening counts weigh its events,
+``prior_weighting = "auto"``). Each epoch prints a line. It also
 measures how many top-10 items ``fusionrec explain`` can back with a KG path or friends.
 
 Example::
