@@ -71,19 +71,25 @@ def split():
     return random_leave_one_out(Dataset.from_frames(df, name="blocks"), seed=0)
 
 
-def test_a_sequence_model_with_the_prior_fits_its_gate_on_valid_and_keeps_it_through_save(split, tmp_path) -> None:
-    model = SASRec(SASRecConfig(**TINY, prior=True, prior_l2=10.0)).fit(split.train, split.valid)
-    assert model.prior_ is not None and model.prior_log_["events"] == split.valid.n_interactions
+def check_score_is_network_plus_gated_prior_through_save(model: SASRec, tmp_path) -> SASRec:  # type: ignore[no-untyped-def]
+    """score = network + g * p for 20 users, and the same scores after save/load; returns the loaded model."""
     users = np.arange(20)
     with_prior = model.score(users)
     prior, model.prior_ = model.prior_, None
     plain = model.score(users)
     model.prior_ = prior
     hist = model.history_for(users)
-    np.testing.assert_allclose(with_prior - plain, prior.gates(hist) * prior.raw(hist), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(with_prior - plain, prior.gates(hist) * prior.raw(hist, users), rtol=1e-5, atol=1e-5)
     model.save(tmp_path / "m")
     again = SASRec.load(tmp_path / "m")
     np.testing.assert_allclose(again.score(users), with_prior, rtol=1e-5, atol=1e-5)
+    return again
+
+
+def test_a_sequence_model_with_the_prior_fits_its_gate_on_valid_and_keeps_it_through_save(split, tmp_path) -> None:
+    model = SASRec(SASRecConfig(**TINY, prior=True, prior_l2=10.0)).fit(split.train, split.valid)
+    assert model.prior_ is not None and model.prior_log_["events"] == split.valid.n_interactions
+    check_score_is_network_plus_gated_prior_through_save(model, tmp_path)
 
 
 def test_without_valid_events_the_prior_is_skipped_and_says_why(split) -> None:
@@ -161,17 +167,8 @@ def test_auto_weighting_reads_counts_where_the_events_carry_them(tmp_path) -> No
     split = random_leave_one_out(Dataset.from_frames(df, name="counted"), seed=0)
     model = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True, prior_l2=10.0)).fit(split.train, split.valid)
     assert model.prior_log_["weighting"] == "log1p-idf" and model.prior_.user_weights is not None
-    users = np.arange(20)
-    with_prior = model.score(users)
-    prior, model.prior_ = model.prior_, None
-    plain = model.score(users)
-    model.prior_ = prior
-    hist = model.history_for(users)
-    np.testing.assert_allclose(with_prior - plain, prior.gates(hist) * prior.raw(hist, users), rtol=1e-5, atol=1e-5)
-    model.save(tmp_path / "m")
-    again = SASRec.load(tmp_path / "m")
-    np.testing.assert_allclose(again.prior_.user_weights.toarray(), prior.user_weights.toarray())
-    np.testing.assert_allclose(again.score(users), with_prior, rtol=1e-5, atol=1e-5)
+    again = check_score_is_network_plus_gated_prior_through_save(model, tmp_path)
+    np.testing.assert_allclose(again.prior_.user_weights.toarray(), model.prior_.user_weights.toarray())
     binary = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True, prior_weighting="binary")).fit(split.train, split.valid)
     assert binary.prior_log_["weighting"] == "binary" and binary.prior_.user_weights is None
 
