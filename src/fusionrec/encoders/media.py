@@ -32,8 +32,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -44,6 +43,7 @@ from torch import nn
 
 from fusionrec.encoders.progress import progress_bar
 from fusionrec.encoders.store import EmbeddingStore, content_key
+from fusionrec.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -255,18 +255,6 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x)
         return self.head(h) if self.head is not None else h  # (B, out_dim or embed_dim)
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """torch intra-op threads set to ``n`` (0 = unchanged) inside, restored after."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _l2(x: np.ndarray) -> np.ndarray:

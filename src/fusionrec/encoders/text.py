@@ -43,10 +43,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fusionrec.encoders.media import torch_threads
 from fusionrec.encoders.progress import progress_bar
 from fusionrec.encoders.store import EmbeddingStore, content_key, namespace_for
 from fusionrec.errors import unknown_name
+from fusionrec.threads import torch_threads
 
 log = logging.getLogger(__name__)
 

@@ -40,6 +40,7 @@ from safetensors.numpy import load_file, save_file
 
 from fusionrec.errors import ConfigError, NotFittedError
 from fusionrec.graph.triples import Triples
+from fusionrec.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,7 @@ class KGEmbedding:
         c = self.config
         if len(triples) == 0:
             raise ConfigError("KGEmbedding.fit needs at least one triple")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(c.threads)
-        try:
+        with torch_threads(c.threads):
             torch.manual_seed(c.seed)
             net = _KGENet(c, triples.n_entities, triples.n_relations)
             opt = torch.optim.Adam(net.parameters(), lr=c.lr)
@@ -168,8 +167,6 @@ class KGEmbedding:
                             net.entity.div_(net.entity.norm(dim=1, keepdim=True).clamp_min(1.0))
                     total += float(loss.detach()) * len(batch)
                 log.debug("%s epoch %d loss %.4f", c.model, epoch, total / len(rows))
-        finally:
-            torch.set_num_threads(threads)
         self.entity_ = net.entity.detach().numpy().copy()
         self.relation_ = net.relation.detach().numpy().copy()
         self.entities_ = triples.entities

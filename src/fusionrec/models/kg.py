@@ -52,6 +52,7 @@ from fusionrec.graph.explain import graph_evidence
 from fusionrec.graph.paths import KGPath, kg_paths
 from fusionrec.graph.triples import Triples, attribute_triples, triples_from_dataset
 from fusionrec.models.base import BaseConfig, Recommender
+from fusionrec.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +157,8 @@ class KGRecommender(Recommender):
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config
-        threads = torch.get_num_threads()
-        torch.set_num_threads(c.threads)
-        try:
+        with torch_threads(c.threads):
             self._train(train, valid)
-        finally:
-            torch.set_num_threads(threads)
 
     def _train(self, train: Dataset, valid: Dataset | None) -> None:
         from fusionrec.evaluation.evaluate import evaluate

@@ -26,6 +26,7 @@ from torch import nn
 from fusionrec.data.schema import Dataset
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import BaseConfig, Recommender
+from fusionrec.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +100,8 @@ class BiasedMF(Recommender):
         return super().fit(train, valid)
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small batches: threads only add overhead (and contention)
-        try:
+        with torch_threads(1):  # small batches: threads only add overhead (and contention)
             self._train(train, valid)
-        finally:
-            torch.set_num_threads(threads)
 
     def _train(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config

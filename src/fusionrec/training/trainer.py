@@ -54,6 +54,7 @@ from safetensors.torch import load_file, save_file
 
 from fusionrec.data.schema import Dataset
 from fusionrec.errors import ConfigError
+from fusionrec.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -297,15 +298,12 @@ class Trainer:
 
     def fit(self, model: Any, train: Dataset, valid: Dataset | None) -> list[dict[str, Any]]:
         cfg: TrainConfig = model.config
-        threads = torch.get_num_threads()
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
         raw: torch.nn.Module = model.network_
-        try:
-            return self._fit(model, raw, train, valid)
-        finally:
-            model.network_ = raw.cpu().eval()  # inference runs on the CPU
-            torch.set_num_threads(threads)
+        with torch_threads(cfg.threads):
+            try:
+                return self._fit(model, raw, train, valid)
+            finally:
+                model.network_ = raw.cpu().eval()  # inference runs on the CPU
 
     def _fit(self, model: Any, raw: torch.nn.Module, train: Dataset, valid: Dataset | None) -> list[dict[str, Any]]:
         cfg: TrainConfig = model.config
