@@ -86,11 +86,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="a model setting instead of its default (repeatable), e.g. friend_item_weight=0")
     p.add_argument("--out", default="bench-out/explain.jsonl")
     a = p.parse_args(argv)
-    if not a.data_dir or not (Path(a.data_dir) / "hetrec2011-lastfm-2k").is_dir() and \
-            not (Path(a.data_dir) / "lastfm-2k").is_dir():
-        print(f"skipped: lastfm-2k not found under {a.data_dir or '(unset)'}; give the datasets folder with "
-              f"--data-dir DIR or FUSIONREC_DATA=DIR (it must hold hetrec2011-lastfm-2k/)", file=sys.stderr)
-        raise SystemExit(0)
+    from fusionrec.bench import dataset_or_skip
+
+    dataset_or_skip(DATASET, a.data_dir)
     if a.k < 1:
         p.error(f"--k must be >= 1, got {a.k}")
     import torch

@@ -157,13 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", default="bench-out/fusion-work")
     p.add_argument("--out", default="", help="results file (default bench-out/fusion-<command>.jsonl)")
     a = p.parse_args(argv)
-    if not a.data_dir:
-        raise SystemExit("give the datasets folder: --data-dir DIR or FUSIONREC_DATA=DIR")
-    need = "ml-100k" if a.command == "cold" else "hetrec2011-lastfm-2k"
-    if not (Path(a.data_dir) / need).is_dir():
-        print(f"skipped: {need}/ not found under {a.data_dir}; give the datasets folder with --data-dir DIR",
-              file=sys.stderr)
-        raise SystemExit(0)
+    from fusionrec.bench import dataset_or_skip
+
+    dataset_or_skip("ml-100k" if a.command == "cold" else "lastfm-2k", a.data_dir)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     if a.command == "cold":

@@ -138,13 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(OUT))
     a = p.parse_args(argv)
-    from fusionrec.data.catalog import CATALOG
+    from fusionrec.bench import dataset_or_skip
 
-    data_dir = Path(a.data_dir).expanduser() if a.data_dir else None
-    if data_dir is None or CATALOG["kg-lastfm"].find(data_dir) is None:
-        print(f"skipped: kg-lastfm-kgcn not found in {data_dir or '(no --data-dir, FUSIONREC_DATA unset)'}; "
-              f"pass --data-dir pointing at the shared datasets folder", file=sys.stderr)
-        return
+    data_dir = dataset_or_skip("kg-lastfm", a.data_dir)
     torch.set_num_threads(a.threads)
     if a.command == "linkpred":
         rows = linkpred(data_dir, (a.models or "transe,transe-margin,rotate").split(","), a.epochs, a.dim)

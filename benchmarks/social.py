@@ -158,11 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="bench-out/social.jsonl")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
-    if not a.data_dir or not (Path(a.data_dir) / "hetrec2011-lastfm-2k").is_dir() and \
-            not (Path(a.data_dir) / "lastfm-2k").is_dir():
-        print(f"skipped: lastfm-2k not found under {a.data_dir or '(unset)'}; give the datasets folder with "
-              f"--data-dir DIR or FUSIONREC_DATA=DIR (it must hold hetrec2011-lastfm-2k/)", file=sys.stderr)
-        raise SystemExit(0)
+    from fusionrec.bench import dataset_or_skip
+
+    dataset_or_skip(DATASET, a.data_dir)
     torch.set_num_threads(a.threads)
     from fusionrec.bench import append_jsonl, machine
     from fusionrec.data.splits import random_leave_one_out

@@ -23,6 +23,21 @@ def machine() -> dict[str, Any]:
             "torch_threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine()}
 
 
+def dataset_or_skip(name: str, data_dir: str | Path | None) -> Path:
+    """The data dir when catalog dataset ``name`` lies in it; otherwise say why on stderr and exit 0
+    (a benchmark skipped for want of data is not a failure)."""
+    from fusionrec.data.catalog import CATALOG
+
+    spec = CATALOG[name]
+    root = Path(data_dir).expanduser() if data_dir else None
+    if root is None or spec.find(root) is None:
+        print(f"skipped: {name} not found under {root or '(no --data-dir, FUSIONREC_DATA unset)'}; give the "
+              f"datasets folder with --data-dir DIR or FUSIONREC_DATA=DIR (it must hold {spec.folders[0]}/)",
+              file=sys.stderr)
+        raise SystemExit(0)
+    return root
+
+
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
