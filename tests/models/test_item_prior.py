@@ -97,6 +97,14 @@ def test_without_valid_events_the_prior_is_skipped_and_says_why(split) -> None:
     assert model.prior_ is None and "valid" in model.prior_log_["skipped"]
 
 
+def test_a_catalogue_too_large_for_the_prior_keeps_the_trained_network_and_says_why(split, caplog) -> None:
+    with caplog.at_level("WARNING", logger="fusionrec.models.torch_base"):
+        model = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True, prior_max_items=5)).fit(split.train, split.valid)
+    assert model.prior_ is None and "prior_max_items=5" in model.prior_log_["skipped"]
+    assert any("prior_max_items=5" in r.getMessage() for r in caplog.records)  # warned before training
+    assert model.score(np.arange(3)).shape == (3, split.train.n_items)
+
+
 def test_too_many_items_for_the_prior_is_a_clear_error() -> None:
     from fusionrec.errors import ConfigError
 

@@ -11,6 +11,7 @@ sequence, newest last, without retraining.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +24,8 @@ from fusionrec.data.schema import Dataset
 from fusionrec.models.base import Recommender, take_rows
 from fusionrec.models.item_prior import ItemPrior
 from fusionrec.training.trainer import TrainConfig, Trainer, shard_rows
+
+log = logging.getLogger(__name__)
 
 
 class TorchRecommender(Recommender):
@@ -139,6 +142,9 @@ class SequenceRecommender(TorchRecommender):
     def fit(self, train: Dataset, valid: Dataset | None = None):  # type: ignore[override]
         self.seq_indptr_, self.seq_items_ = user_sequences(train)
         self.prior_, self.prior_log_ = None, {}
+        too_many = self._prior_too_large(train.n_items)
+        if too_many:  # said before training, so nobody waits hours to learn it
+            log.warning("%s; the network trains without it", too_many)
         super().fit(train, valid)
         if getattr(self.config, "prior", False):
             self._fit_prior(train, valid)
@@ -150,6 +156,10 @@ class SequenceRecommender(TorchRecommender):
             self.prior_log_ = {"skipped": "no valid events to fit the prior's gate on (pass a valid part)"}
             return
         c = self.config
+        too_many = self._prior_too_large(self.train_matrix_.shape[1])
+        if too_many:  # a large catalogue must not lose the trained network to the prior's n^2 matrix
+            self.prior_log_ = {"skipped": too_many}
+            return
         weighting = c.prior_weighting
         if weighting == "auto":  # counts as confidence where the events carry them (module item_prior)
             weighting = "log1p-idf" if "weight" in train.interactions.columns else "binary"
@@ -165,6 +175,14 @@ class SequenceRecommender(TorchRecommender):
         self.prior_log_ = {**prior.fit_gate(scores[where], hist[where], targets, users=uniq[where]),
                            "weighting": weighting}
         self.prior_ = prior
+
+    def _prior_too_large(self, n_items: int) -> str:
+        """Why the prior cannot be built for ``n_items`` items ("" when it can, or when it is off)."""
+        c = self.config
+        if not getattr(c, "prior", False) or n_items <= c.prior_max_items:
+            return ""
+        return (f"the item-item prior is skipped: its build needs an n_items^2 matrix and {n_items} items exceed "
+                f"prior_max_items={c.prior_max_items} (raise it if memory allows: ~{n_items ** 2 * 24 / 2**30:.0f} GB)")
 
     def score(self, users: np.ndarray, history: sp.csr_matrix | None = None, *,
               out: np.ndarray | None = None) -> np.ndarray:
