@@ -97,12 +97,27 @@ def test_without_valid_events_the_prior_is_skipped_and_says_why(split) -> None:
     assert model.prior_ is None and "valid" in model.prior_log_["skipped"]
 
 
-def test_a_catalogue_too_large_for_the_prior_keeps_the_trained_network_and_says_why(split, caplog) -> None:
-    with caplog.at_level("WARNING", logger="fusionrec.models.torch_base"):
-        model = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True, prior_max_items=5)).fit(split.train, split.valid)
-    assert model.prior_ is None and "prior_max_items=5" in model.prior_log_["skipped"]
-    assert any("prior_max_items=5" in r.getMessage() for r in caplog.records)  # warned before training
+def test_past_prior_max_items_auto_takes_the_cosine_prior_and_explicit_ease_fails_before_training(split) -> None:
+    from fusionrec.errors import ConfigError
+
+    model = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True, prior_max_items=5)).fit(split.train, split.valid)
+    assert model.prior_ is not None and model.prior_log_["source"] == "knn"
     assert model.score(np.arange(3)).shape == (3, split.train.n_items)
+    ease = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True, prior_max_items=5, prior_source="ease"))
+    with pytest.raises(ConfigError, match="prior_source=knn"):
+        ease.fit(split.train, split.valid)
+    assert not hasattr(ease, "network_") or ease.network_ is None  # nothing was trained
+
+
+def test_the_cosine_prior_holds_each_items_most_similar_items_in_its_column() -> None:
+    from fusionrec.models.itemknn import cosine_topk
+
+    x = blocks()
+    prior = ItemPrior.build(x, 10.0, 5, max_items=5, source="knn")  # no n^2 build: any size
+    np.testing.assert_allclose(prior.weights.toarray(), cosine_topk(x, 5, 10.0).toarray().T, rtol=1e-6)
+    assert ((prior.weights.toarray() > 0).sum(0) <= 5).all()
+    same_block = prior.weights.toarray()[:10, :10]  # group 0's items: only each other as neighbours
+    assert same_block.sum() == pytest.approx(prior.weights.toarray()[:, :10].sum())
 
 
 def test_too_many_items_for_the_prior_is_a_clear_error() -> None:

@@ -30,7 +30,11 @@ import torch.nn.functional as F
 from fusionrec.errors import ConfigError
 from fusionrec.models.base import UNKNOWN_ITEM_SCORE
 from fusionrec.models.ease import closed_form
+from fusionrec.models.itemknn import cosine_topk
 from fusionrec.models.weighting import WEIGHTINGS, interaction_weights, item_factors, weighted_history
+
+#: the cosine prior's support shrinkage (ItemKNN's default)
+KNN_SHRINK = 10.0
 
 
 def ease_weights(x: sp.csr_matrix, l2: float, topk: int) -> sp.csr_matrix:
@@ -59,22 +63,31 @@ class ItemPrior:
 
     @classmethod
     def build(cls, train_matrix: sp.csr_matrix, l2: float, topk: int, max_items: int,
-              counts: sp.csr_matrix | None = None, weighting: str = "binary") -> ItemPrior:
-        """``counts``: the training events' counts (``Dataset.csr("weight")``), read unless ``binary``."""
+              counts: sp.csr_matrix | None = None, weighting: str = "binary", source: str = "ease") -> ItemPrior:
+        """``counts``: the training events' counts (``Dataset.csr("weight")``), read unless ``binary``.
+        ``source``: ``ease`` (a dense n_items^2 build, up to ``max_items``) or ``knn`` (shrunk cosine of the
+        weighted events, built in blocks, the ``topk`` most similar kept per item: for any catalogue size)."""
         n = train_matrix.shape[1]
-        if n > max_items:
+        if source not in ("ease", "knn"):
+            raise ConfigError(f"the prior's source must be 'ease' or 'knn', got {source!r}")
+        if source == "ease" and n > max_items:
             raise ConfigError(f"the item-item prior needs an n_items^2 matrix while it is built; {n} items exceed "
-                              f"prior_max_items={max_items}. Set prior=false, or raise prior_max_items.")
+                              f"prior_max_items={max_items}. Use prior_source=knn (or auto), set prior=false, "
+                              f"or raise prior_max_items.")
         if weighting not in WEIGHTINGS:
             raise ConfigError(f"prior_weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         x = sp.csr_matrix(train_matrix, dtype=np.float32)
         x.data[:] = 1.0
         item_counts = np.asarray(x.sum(0)).ravel().astype(np.float32)
-        if weighting == "binary":
-            return cls(ease_weights(x.astype(np.float64), l2, topk), np.zeros(4), item_counts)
         factor = item_factors(x, weighting)
-        w = interaction_weights(x, counts, weighting, factor)
-        return cls(ease_weights(w.astype(np.float64), l2, topk), np.zeros(4), item_counts, w, factor)
+        w = x if weighting == "binary" else interaction_weights(x, counts, weighting, factor)
+        if source == "knn":  # row i of the similarity = item i's neighbours; B's column i must hold them
+            b = sp.csr_matrix(cosine_topk(w, topk if topk > 0 else n, KNN_SHRINK).T)
+        else:
+            b = ease_weights(w.astype(np.float64), l2, topk)
+        if weighting == "binary":
+            return cls(b, np.zeros(4), item_counts)
+        return cls(b, np.zeros(4), item_counts, w, factor)
 
     def inputs(self, history: sp.csr_matrix, users: np.ndarray | None = None) -> sp.csr_matrix:
         """``h_u``: history rows, binary or (with a weighting and ``users``) weighted like the training

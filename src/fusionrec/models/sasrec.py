@@ -87,6 +87,9 @@ class SASRecConfig(TrainConfig):
     # events under B and in h_u: "binary", "log1p" (counts as confidence), "log1p-idf" (and rarity), or
     # "auto": log1p-idf where the events carry a weight column (listening counts), binary where not
     prior_weighting: str = "auto"
+    # "ease", "knn" (shrunk cosine, built in blocks: any catalogue size) or "auto": EASE up to
+    # prior_max_items items, knn beyond (on lastfm-2k's full fusion network: EASE 0.162, knn 0.150, none 0.137)
+    prior_source: str = "auto"
     epochs: int = 40
     batch_size: int = 32  # windows per step
     lr: float = 1e-3
@@ -111,6 +114,9 @@ class SASRecConfig(TrainConfig):
         if self.prior_l2 <= 0 or self.prior_topk < 0 or self.prior_max_items < 1:
             raise ValueError(f"{type(self).__name__}: prior_l2 must be > 0, prior_topk >= 0 (0 = keep all) and "
                              f"prior_max_items >= 1")
+        if self.prior_source not in ("auto", "ease", "knn"):
+            raise ValueError(f"{type(self).__name__}.prior_source must be 'auto', 'ease' or 'knn', "
+                             f"got {self.prior_source!r}")
         if self.prior_weighting not in ("auto", "binary", "log1p", "log1p-idf"):
             raise ValueError(f"{type(self).__name__}.prior_weighting must be 'auto', 'binary', 'log1p' or "
                              f"'log1p-idf', got {self.prior_weighting!r}")

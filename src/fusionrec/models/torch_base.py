@@ -21,6 +21,7 @@ import scipy.sparse as sp
 import torch
 
 from fusionrec.data.schema import Dataset
+from fusionrec.errors import ConfigError
 from fusionrec.models.base import Recommender, take_rows
 from fusionrec.models.item_prior import ItemPrior
 from fusionrec.training.trainer import TrainConfig, Trainer, shard_rows
@@ -142,9 +143,8 @@ class SequenceRecommender(TorchRecommender):
     def fit(self, train: Dataset, valid: Dataset | None = None):  # type: ignore[override]
         self.seq_indptr_, self.seq_items_ = user_sequences(train)
         self.prior_, self.prior_log_ = None, {}
-        too_many = self._prior_too_large(train.n_items)
-        if too_many:  # said before training, so nobody waits hours to learn it
-            log.warning("%s; the network trains without it", too_many)
+        if getattr(self.config, "prior", False):  # a bad setting is said before training, not hours after
+            log.info("item-item prior: %s", self._prior_source(train.n_items))
         super().fit(train, valid)
         if getattr(self.config, "prior", False):
             self._fit_prior(train, valid)
@@ -156,15 +156,13 @@ class SequenceRecommender(TorchRecommender):
             self.prior_log_ = {"skipped": "no valid events to fit the prior's gate on (pass a valid part)"}
             return
         c = self.config
-        too_many = self._prior_too_large(self.train_matrix_.shape[1])
-        if too_many:  # a large catalogue must not lose the trained network to the prior's n^2 matrix
-            self.prior_log_ = {"skipped": too_many}
-            return
+        source = self._prior_source(self.train_matrix_.shape[1])
         weighting = c.prior_weighting
         if weighting == "auto":  # counts as confidence where the events carry them (module item_prior)
             weighting = "log1p-idf" if "weight" in train.interactions.columns else "binary"
         counts = train.csr("weight") if weighting != "binary" else None
-        prior = ItemPrior.build(self.train_matrix_, c.prior_l2, c.prior_topk, c.prior_max_items, counts, weighting)
+        prior = ItemPrior.build(self.train_matrix_, c.prior_l2, c.prior_topk, c.prior_max_items, counts, weighting,
+                                source)
         inter = valid.interactions
         users, targets = inter["user"].to_numpy(), inter["item"].to_numpy()
         keep = users < self.n_users_
@@ -173,16 +171,21 @@ class SequenceRecommender(TorchRecommender):
         hist = self.history_for(uniq)
         scores = np.concatenate([self.score(uniq[i:i + 256], hist[i:i + 256]) for i in range(0, len(uniq), 256)])
         self.prior_log_ = {**prior.fit_gate(scores[where], hist[where], targets, users=uniq[where]),
-                           "weighting": weighting}
+                           "weighting": weighting, "source": source}
         self.prior_ = prior
 
-    def _prior_too_large(self, n_items: int) -> str:
-        """Why the prior cannot be built for ``n_items`` items ("" when it can, or when it is off)."""
+    def _prior_source(self, n_items: int) -> str:
+        """``ease`` or ``knn``: ``auto`` takes EASE up to ``prior_max_items`` items (its build is a dense
+        n_items^2 matrix), the blockwise cosine beyond; ``ease`` past the limit is a clear error."""
         c = self.config
-        if not getattr(c, "prior", False) or n_items <= c.prior_max_items:
-            return ""
-        return (f"the item-item prior is skipped: its build needs an n_items^2 matrix and {n_items} items exceed "
-                f"prior_max_items={c.prior_max_items} (raise it if memory allows: ~{n_items ** 2 * 24 / 2**30:.0f} GB)")
+        source = c.prior_source
+        if source == "auto":
+            return "ease" if n_items <= c.prior_max_items else "knn"
+        if source == "ease" and n_items > c.prior_max_items:
+            raise ConfigError(f"prior_source=ease needs an n_items^2 matrix; {n_items} items exceed prior_max_items="
+                              f"{c.prior_max_items} (~{n_items ** 2 * 24 / 2**30:.0f} GB to build). Use "
+                              f"prior_source=knn or auto, raise prior_max_items, or set prior=false.")
+        return source
 
     def score(self, users: np.ndarray, history: sp.csr_matrix | None = None, *,
               out: np.ndarray | None = None) -> np.ndarray:
