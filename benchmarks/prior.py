@@ -1,4 +1,4 @@
-"""The item-item prior's settings on one trained network: weighting x ``prior_l2`` x ``prior_topk``, gate refit each time.
+"""The item-item prior's settings on one trained network: source x weighting x l2 x topk, gate refit each time.
 
 The prior is fit after training (``SequenceRecommender._fit_prior``: EASE weights of the training events,
 a gate fit on the valid events), so one trained network serves every setting: train once (or load a saved
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--l2", default="100", help="comma list of prior_l2 values")
     p.add_argument("--weighting", default="auto", help="comma list of prior_weighting values: auto, binary, log1p, "
                    "log1p-idf")
+    p.add_argument("--source", default="auto", help="comma list of prior_source values: auto, ease, knn")
     p.add_argument("--coverage", action="store_true", help="also the share of top-10 items `fusionrec explain` "
                    "backs with a KG path or friends (benchmarks/fusion.py's figure)")
     p.add_argument("--out", default="bench-out/prior.jsonl")
@@ -100,10 +101,11 @@ def main(argv: list[str] | None = None) -> None:
         return row
 
     measure()
-    for weighting in a.weighting.split(","):
-        for l2 in (float(x) for x in a.l2.split(",")):
-            for topk in (int(x) for x in a.topk.split(",")):
-                measure(prior_l2=l2, prior_topk=topk, prior_weighting=weighting)
+    for source in a.source.split(","):
+        for weighting in a.weighting.split(","):
+            for l2 in (float(x) for x in a.l2.split(",")):
+                for topk in (int(x) for x in a.topk.split(",")):
+                    measure(prior_source=source, prior_l2=l2, prior_topk=topk, prior_weighting=weighting)
     print(f"rows appended to {a.out}", file=sys.stderr)
 
 

@@ -4,12 +4,15 @@ A next-item Transformer reads the order of a history; a linear item-item model (
 2019) reads the history as a set and is hard to beat where the data is one (lastfm-2k's listening
 counts have no order). The prior adds ``g(u, i) * p(u, i)`` to the network's score, with
 ``p = h_u @ B`` (``B``: EASE's item-item weights of the training events, the largest ``topk`` per
-item kept; ``h_u`` and the events under ``B`` weighted as ``weighting`` says: binary, or listening
-counts as confidence with ``log1p``, and rarity with ``log1p-idf``, models/weighting.py; the sequence
-models' ``prior_weighting = "auto"`` takes log1p-idf where the events carry counts: on lastfm-2k's full
-fusion network it lifts test NDCG@10 from 0.153 to 0.162, while idf alone on ml-100k, which has no
-counts, was a hair below binary, 0.122 vs 0.125) and the gate ``g = softplus(w . [1, log1p(n_u), log1p(n_i)])`` growing or shrinking with
+item kept) and the gate ``g = softplus(w . [1, log1p(n_u), log1p(n_i)])`` growing or shrinking with
 the user's history length ``n_u`` and the item's training count ``n_i``.
+
+``h_u`` and the events under ``B`` are weighted as ``weighting`` says (models/weighting.py): binary,
+listening counts as confidence (``log1p``), and item rarity too (``log1p-idf``). The sequence models'
+``prior_weighting = "auto"`` takes log1p-idf where the events carry counts: on lastfm-2k's full fusion
+network it lifts test NDCG@10 from 0.153 to 0.162, while idf alone on ml-100k (no counts) was a hair
+below binary (0.122 vs 0.125). EASE's build is a dense n_items^2 inverse; past ``prior_max_items``
+``prior_source = "auto"`` takes ItemKNN's blockwise shrunk cosine instead (0.150 on that network).
 
 ``w`` (and a temperature that scales the whole fused score, so it leaves the ranking alone) is fit
 after training on the valid events, which neither ``B`` nor the network saw, by the softmax
@@ -52,7 +55,7 @@ def ease_weights(x: sp.csr_matrix, l2: float, topk: int) -> sp.csr_matrix:
 
 @dataclass
 class ItemPrior:
-    """EASE weights ``B`` (sparse), the gate parameters and the training count of each item; with a
+    """Item-item weights ``B`` (sparse), the gate parameters and the training count of each item; with a
     weighting, also each training event's weight (rows by user) and each item's rarity factor."""
 
     weights: sp.csr_matrix
