@@ -16,7 +16,8 @@ from fusionrec.models import Recommender, get_model_class
 from fusionrec.models.base import config_from_dict
 from fusionrec.models.ease import EASE, EASEConfig
 from fusionrec.models.popularity import Popularity
-from fusionrec.models.social import SocialConfig, SocialRecommender, log1p_weights
+from fusionrec.models.social import SocialConfig, SocialRecommender
+from fusionrec.models.weighting import log1p_weights
 
 #: users per community; community c listens to items 10c..10c+9. Community 0 is the biggest, so
 #: popularity recommends its items to everyone.

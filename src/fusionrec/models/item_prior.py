@@ -34,7 +34,13 @@ from fusionrec.errors import ConfigError
 from fusionrec.models.base import UNKNOWN_ITEM_SCORE
 from fusionrec.models.ease import closed_form
 from fusionrec.models.itemknn import cosine_topk
-from fusionrec.models.weighting import WEIGHTINGS, interaction_weights, item_factors, weighted_history
+from fusionrec.models.weighting import (
+    WEIGHTINGS,
+    interaction_weights,
+    item_factors,
+    padded_factors,
+    weighted_history,
+)
 
 #: the cosine prior's support shrinkage (ItemKNN's default)
 KNN_SHRINK = 10.0
@@ -100,8 +106,7 @@ class ItemPrior:
         h = sp.csr_matrix(history, dtype=np.float32, copy=True)
         h.data[:] = 1.0
         if self.item_factor is not None:
-            f = self.item_factor
-            h.data *= np.concatenate([f, np.ones(max(0, h.shape[1] - len(f)), np.float32)])[h.indices]
+            h.data *= padded_factors(self.item_factor, h.shape[1])[h.indices]
         return h
 
     def raw(self, history: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:

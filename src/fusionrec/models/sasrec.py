@@ -57,6 +57,7 @@ from fusionrec.models.next_item import (
     window_ce,
 )
 from fusionrec.models.torch_base import SequenceRecommender
+from fusionrec.models.weighting import WEIGHTINGS
 from fusionrec.training.trainer import TrainConfig
 
 
@@ -117,9 +118,9 @@ class SASRecConfig(TrainConfig):
         if self.prior_source not in ("auto", "ease", "knn"):
             raise ValueError(f"{type(self).__name__}.prior_source must be 'auto', 'ease' or 'knn', "
                              f"got {self.prior_source!r}")
-        if self.prior_weighting not in ("auto", "binary", "log1p", "log1p-idf"):
-            raise ValueError(f"{type(self).__name__}.prior_weighting must be 'auto', 'binary', 'log1p' or "
-                             f"'log1p-idf', got {self.prior_weighting!r}")
+        if self.prior_weighting not in ("auto", *WEIGHTINGS):
+            raise ValueError(f"{type(self).__name__}.prior_weighting must be one of {['auto', *WEIGHTINGS]}, "
+                             f"got {self.prior_weighting!r}")
         if self.loss not in ("ce", "sampled"):
             raise ValueError(f"{type(self).__name__}.loss must be 'ce' or 'sampled', got {self.loss!r}")
 

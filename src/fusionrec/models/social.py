@@ -50,13 +50,7 @@ from fusionrec.graph.social import (
     normalize_rows,
 )
 from fusionrec.models.base import BaseConfig, Recommender, take_rows
-from fusionrec.models.weighting import (  # noqa: F401  (log1p_weights: re-exported)
-    WEIGHTINGS,
-    interaction_weights,
-    item_factors,
-    log1p_weights,
-    weighted_history,
-)
+from fusionrec.models.weighting import WEIGHTINGS, interaction_weights, item_factors, weighted_history
 
 #: float64 entries of a (items, n_users) block held at once while fitting the dual form (128 MiB)
 CHUNK_ELEMENTS = 2**24

@@ -54,6 +54,11 @@ def interaction_weights(binary: sp.csr_matrix, counts: sp.csr_matrix | None, wei
     return out
 
 
+def padded_factors(factors: np.ndarray, n_items: int) -> np.ndarray:
+    """``factors`` for ``n_items`` items: items added after training weigh 1."""
+    return np.concatenate([factors, np.ones(max(0, n_items - len(factors)), np.float32)])
+
+
 def weighted_history(history: sp.csr_matrix, users: np.ndarray, weights: sp.csr_matrix,
                      factors: np.ndarray) -> sp.csr_matrix:
     """History rows with the training weight of each training event (``weights``, rows by user);
@@ -67,6 +72,5 @@ def weighted_history(history: sp.csr_matrix, users: np.ndarray, weights: sp.csr_
     b.data[:] = 1.0
     new = sp.csr_matrix(h - h.multiply(b))
     new.eliminate_zeros()
-    f = np.concatenate([factors, np.ones(max(0, h.shape[1] - len(factors)), np.float32)])
-    new.data = f[new.indices].astype(np.float32)
+    new.data = padded_factors(factors, h.shape[1])[new.indices].astype(np.float32)
     return sp.csr_matrix(h.multiply(w) + new)
