@@ -54,7 +54,12 @@ def model_settings(name: str, config_file: str | Path | None = None, sets: Itera
         for table in ("model", name):
             if isinstance(doc.get(table), dict):
                 values.update(doc.pop(table))
-        values.update({k: v for k, v in doc.items() if not isinstance(v, dict)})
+        from fusionrec.models.wrapper import WRAPPERS
+
+        sections = {f.name for f in dataclasses.fields(get_model_class(name).Config)} | set(WRAPPERS)
+        # scalars, and the tables of this model's config sections and wrappers (e.g. [prior]); other
+        # models' tables are left to them
+        values.update({k: v for k, v in doc.items() if not isinstance(v, dict) or k in sections})
     for item in sets:
         key, eq, val = item.partition("=")
         if not eq or not key.strip():
@@ -68,9 +73,17 @@ def model_settings(name: str, config_file: str | Path | None = None, sets: Itera
 
 
 def build_model(name: str, settings: dict[str, Any] | None = None) -> Recommender:
-    """A model from the registry with a validated config."""
+    """A model from the registry with a validated config, inside the wrappers its settings switch on
+    (``prior``: the item-item prior, on by default for ``fusion``; see :mod:`fusionrec.models.wrapper`)."""
+    from fusionrec.models.wrapper import get_wrapper_class, wrapped
+
     cls = get_model_class(name)
-    return cls(config_from_dict(cls.Config, settings or {}, model=name))
+    own, wrappers = wrapped(cls, settings or {}, name)
+    model = cls(config_from_dict(cls.Config, own, model=name))
+    for wname, values in wrappers:
+        wcls = get_wrapper_class(wname)
+        model = wcls(model, config_from_dict(wcls.WrapperConfig, values, model=f"{name}.{wname}"))
+    return model
 
 
 def make_split(data: Dataset, protocol: str, seed: int = 0) -> S.Split:
@@ -150,9 +163,10 @@ def train_run(
     torch.distributed every rank calls this; validation is shared between the ranks.
     """
     from fusionrec.models.torch_base import TorchRecommender
+    from fusionrec.models.wrapper import unwrap
 
     def setup(m: Recommender, trial: int | None = None) -> None:
-        if isinstance(m, TorchRecommender):
+        if isinstance(unwrap(m), TorchRecommender):
             ck = Path(checkpoint_dir) if checkpoint_dir is not None else None
             m.checkpoint_dir = ck / f"trial-{trial}" if ck is not None and trial is not None else ck
             m.on_epoch = on_epoch

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +34,21 @@ from fusionrec.errors import DataError
 from fusionrec.models.base import Recommender
 
 
-def to_toml(d: dict[str, Any]) -> str:
-    """A flat dict of scalars as TOML (strings, bools, ints, floats)."""
+def to_toml(d: dict[str, Any], prefix: str = "") -> str:
+    """A dict of scalars (strings, bools, ints, floats), and of such dicts (TOML tables), as TOML."""
     lines = []
     for k, v in d.items():
+        if isinstance(v, dict):
+            continue
         if isinstance(v, bool):
             lines.append(f"{k} = {'true' if v else 'false'}")
         elif isinstance(v, (int, float)):
             lines.append(f"{k} = {v!r}")
         else:
             lines.append(f"{k} = {json.dumps(str(v))}")
+    for name, table in d.items():
+        if isinstance(table, dict):
+            lines.append(f"\n[{prefix}{name}]\n" + to_toml(table, f"{prefix}{name}.").rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 
@@ -70,7 +75,7 @@ class Run:
             self.model.save(tmp / "model")
             (tmp / "users.txt").write_text("".join(f"{u}\n" for u in self.user_ids.ids), encoding="utf-8")
             (tmp / "items.txt").write_text("".join(f"{i}\n" for i in self.item_ids.ids), encoding="utf-8")
-            (tmp / "config.toml").write_text(to_toml(asdict(self.model.config)))
+            (tmp / "config.toml").write_text(to_toml(self.model.settings()))
             info = {"fusionrec": __version__, "model": self.model.name, **self.info}
             (tmp / "run.json").write_text(json.dumps(info, indent=1, default=str))
             if self.metrics is not None:

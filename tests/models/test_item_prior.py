@@ -9,8 +9,11 @@ import scipy.sparse as sp
 
 from fusionrec.data.schema import Dataset
 from fusionrec.data.splits import random_leave_one_out
+from fusionrec.jobs import build_model
+from fusionrec.models.base import Recommender
 from fusionrec.models.ease import EASE, EASEConfig
 from fusionrec.models.item_prior import ItemPrior, ease_weights
+from fusionrec.models.prior import TOPK_GRID, PriorConfig, WithItemPrior
 from fusionrec.models.sasrec import SASRec, SASRecConfig
 
 TINY = {"hidden": 16, "inner": 32, "layers": 1, "heads": 2, "max_len": 8, "dropout": 0.1, "attn_dropout": 0.0,
@@ -71,42 +74,72 @@ def split():
     return random_leave_one_out(Dataset.from_frames(df, name="blocks"), seed=0)
 
 
-def check_score_is_network_plus_gated_prior_through_save(model: SASRec, tmp_path) -> SASRec:  # type: ignore[no-untyped-def]
+def with_prior(inner: dict | None = None, **prior: object) -> WithItemPrior:
+    """SASRec (TINY, or ``inner`` settings) inside the prior wrapper with ``prior`` settings."""
+    return WithItemPrior(SASRec(SASRecConfig(**(inner or TINY))), PriorConfig(**prior))
+
+
+def check_score_is_network_plus_gated_prior_through_save(model: WithItemPrior, tmp_path) -> WithItemPrior:  # type: ignore[no-untyped-def]
     """score = network + g * p for 20 users, and the same scores after save/load; returns the loaded model."""
     users = np.arange(20)
     with_prior = model.score(users)
-    prior, model.prior_ = model.prior_, None
-    plain = model.score(users)
-    model.prior_ = prior
+    plain = model.inner.score(users)
+    prior = model.prior_
     hist = model.history_for(users)
     np.testing.assert_allclose(with_prior - plain, prior.gates(hist) * prior.raw(hist, users), rtol=1e-5, atol=1e-5)
     model.save(tmp_path / "m")
-    again = SASRec.load(tmp_path / "m")
+    again = Recommender.load(tmp_path / "m")
+    assert isinstance(again, WithItemPrior) and again.name == "sasrec" and again.wrapper_config == model.wrapper_config
     np.testing.assert_allclose(again.score(users), with_prior, rtol=1e-5, atol=1e-5)
     return again
 
 
 def test_a_sequence_model_with_the_prior_fits_its_gate_on_valid_and_keeps_it_through_save(split, tmp_path) -> None:
-    model = SASRec(SASRecConfig(**TINY, prior=True, prior_l2=10.0)).fit(split.train, split.valid)
+    model = with_prior(l2=10.0, topk=32).fit(split.train, split.valid)
     assert model.prior_ is not None and model.prior_log_["events"] == split.valid.n_interactions
     check_score_is_network_plus_gated_prior_through_save(model, tmp_path)
 
 
+def test_topk_is_chosen_on_the_valid_events_by_the_fused_cross_entropy(split) -> None:
+    model = with_prior({**TINY, "epochs": 1}, l2=10.0).fit(split.train, split.valid)
+    tried = model.prior_log_["topk_valid_ce"]
+    assert sorted(int(k) for k in tried) == sorted(TOPK_GRID)
+    best = min(tried, key=tried.get)
+    assert model.prior_log_["topk"] == int(best)
+    assert model.prior_log_["ce_fused"] == pytest.approx(tried[best], abs=1e-4)
+    assert ((model.prior_.weights.toarray() > 0).sum(0) <= int(best)).all()
+
+
+def test_settings_switch_and_set_the_wrapper(tmp_path) -> None:
+    from fusionrec.errors import ConfigError
+
+    assert isinstance(build_model("fusion"), WithItemPrior)  # fusion: on by default
+    assert not isinstance(build_model("fusion", {"prior": False}), WithItemPrior)
+    assert not isinstance(build_model("sasrec"), WithItemPrior)
+    m = build_model("gru4rec", {"prior": True, "prior.topk": 16, "prior_l2": 50.0})  # dotted and older flat keys
+    assert isinstance(m, WithItemPrior) and m.wrapper_config == PriorConfig(l2=50.0, topk=16)
+    assert build_model("caser", {"prior": {"topk": 8}}).wrapper_config.topk == 8  # a [prior] table
+    with pytest.raises(ConfigError, match="unknown setting"):
+        build_model("sasrec", {"prior": True, "prior.tokp": 8})
+    with pytest.raises(ConfigError, match="prior=false"):
+        build_model("fusion", {"prior": False, "prior.topk": 8})
+
+
 def test_without_valid_events_the_prior_is_skipped_and_says_why(split) -> None:
-    model = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True)).fit(split.train)
+    model = with_prior({**TINY, "epochs": 1}).fit(split.train)
     assert model.prior_ is None and "valid" in model.prior_log_["skipped"]
 
 
 def test_past_prior_max_items_auto_takes_the_cosine_prior_and_explicit_ease_fails_before_training(split) -> None:
     from fusionrec.errors import ConfigError
 
-    model = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True, prior_max_items=5)).fit(split.train, split.valid)
+    model = with_prior({**TINY, "epochs": 1}, max_items=5, topk=32).fit(split.train, split.valid)
     assert model.prior_ is not None and model.prior_log_["source"] == "knn"
     assert model.score(np.arange(3)).shape == (3, split.train.n_items)
-    ease = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True, prior_max_items=5, prior_source="ease"))
-    with pytest.raises(ConfigError, match="prior_source=knn"):
+    ease = with_prior({**TINY, "epochs": 1}, max_items=5, source="ease")
+    with pytest.raises(ConfigError, match="prior.source=knn"):
         ease.fit(split.train, split.valid)
-    assert not hasattr(ease, "network_") or ease.network_ is None  # nothing was trained
+    assert not hasattr(ease.inner, "network_")  # nothing was trained
 
 
 def test_the_cosine_prior_holds_each_items_most_similar_items_in_its_column() -> None:
@@ -123,15 +156,16 @@ def test_the_cosine_prior_holds_each_items_most_similar_items_in_its_column() ->
 def test_too_many_items_for_the_prior_is_a_clear_error() -> None:
     from fusionrec.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="prior_max_items"):
+    with pytest.raises(ConfigError, match="prior.max_items"):
         ItemPrior.build(blocks(), 10.0, 0, max_items=5)
 
 
 def test_fusion_explains_the_prior_by_the_history_items_behind_it(split, tmp_path) -> None:
     from fusionrec.models.fusion import Fusion, FusionConfig
 
-    model = Fusion(FusionConfig(**TINY, text_encoder="hashed", cache_dir=str(tmp_path))).fit(split.train, split.valid)
-    assert model.config.prior and model.prior_ is not None
+    model = WithItemPrior(Fusion(FusionConfig(**TINY, text_encoder="hashed", cache_dir=str(tmp_path))),
+                          PriorConfig(topk=32)).fit(split.train, split.valid)
+    assert model.prior_ is not None
     user = 0
     items, _ = model.recommend(np.array([user]), k=5)
     rows = model.explain(user, items[0])
@@ -188,17 +222,17 @@ def test_auto_weighting_reads_counts_where_the_events_carry_them(tmp_path) -> No
     df = pd.DataFrame({"user": [f"u{a}" for a in u], "item": [f"i{b}" for b in i],
                        "weight": counted(x).data.astype(np.float32)})
     split = random_leave_one_out(Dataset.from_frames(df, name="counted"), seed=0)
-    model = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True, prior_l2=10.0)).fit(split.train, split.valid)
+    model = with_prior({**TINY, "epochs": 1}, l2=10.0, topk=32).fit(split.train, split.valid)
     assert model.prior_log_["weighting"] == "log1p-idf" and model.prior_.user_weights is not None
     again = check_score_is_network_plus_gated_prior_through_save(model, tmp_path)
     np.testing.assert_allclose(again.prior_.user_weights.toarray(), model.prior_.user_weights.toarray())
-    binary = SASRec(SASRecConfig(**{**TINY, "epochs": 1}, prior=True, prior_weighting="binary")).fit(split.train, split.valid)
+    binary = with_prior({**TINY, "epochs": 1}, weighting="binary", topk=32).fit(split.train, split.valid)
     assert binary.prior_log_["weighting"] == "binary" and binary.prior_.user_weights is None
 
 
 def test_an_unknown_prior_weighting_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="prior_weighting"):
-        SASRecConfig(prior_weighting="tfidf")
+    with pytest.raises(ValueError, match="weighting"):
+        PriorConfig(weighting="tfidf")
 
 
 def test_explain_ranks_history_items_by_what_they_add_with_their_input_weights() -> None:

@@ -47,11 +47,13 @@ def train(
     """
     from fusionrec.jobs import build_model, model_settings
     from fusionrec.models.torch_base import TorchRecommender
+    from fusionrec.models.wrapper import unwrap
 
     settings = model_settings(model, config, set_ or [])
     rec = build_model(model, settings)  # fail on a bad model/config before loading data
+    is_torch = isinstance(unwrap(rec), TorchRecommender)
     if init is not None:
-        if not isinstance(rec, TorchRecommender):
+        if not is_torch:
             raise ConfigError(f"--init needs a torch model; {model!r} is not one")
         if not init.exists():
             raise ConfigError(f"--init {init}: no such run directory")
@@ -60,7 +62,7 @@ def train(
     quiet = console.quiet, out.quiet
     console.quiet = out.quiet = quiet[0] or rank != 0  # one rank talks
     try:
-        _train(rec, isinstance(rec, TorchRecommender), rank, dataset, model, out_dir, data_dir, train_file,
+        _train(rec, is_torch, rank, dataset, model, out_dir, data_dir, train_file,
                valid_file, settings, split, seed, tune)
     finally:
         console.quiet, out.quiet = quiet
@@ -89,7 +91,7 @@ def pretrain(
     from fusionrec.run import Run, Stopwatch
 
     settings = model_settings(model, config, set_ or [])
-    rec = build_model(model, {"pretrain_epochs": 20, **settings})
+    rec = build_model(model, {"pretrain_epochs": 20, "prior": False, **settings})
     if not hasattr(rec, "pretrain_only"):
         raise ConfigError(f"model {model!r} has no self-supervised stage; use --model fusion")
     with step(f"loading {dataset}"):

@@ -62,7 +62,7 @@ class GraphExplainer:
         items = [int(i) for i in np.asarray(items, dtype=np.int64).ravel()]
         if triples is None or triples.item_entity is None or not len(triples):
             return [[] for _ in items]
-        row = self.history_for(np.array([user])) if history is None else sp.csr_matrix(history)  # type: ignore[attr-defined]
+        row = self.as_history(np.array([user]), history).binary  # type: ignore[attr-defined]
         n_graph = len(triples.item_entity)
         hist = row.indices.astype(np.int64)
         hist = hist[hist < n_graph]

@@ -86,9 +86,6 @@ class ALS(Recommender):
 
     def _user_factors(self, history: sp.csr_matrix) -> np.ndarray:
         with single_threaded_blas():
-            if getattr(self, "_solver", None) is None:
-                self._solver = self._model()
-                self._solver.item_factors = self.item_factors_
             return self._solver.recalculate_user(np.arange(history.shape[0]), self._weights(history).tocsr())
 
     def _factors(self, users: np.ndarray, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, None]:
@@ -102,4 +99,5 @@ class ALS(Recommender):
         self.item_factors_ = state["item_factors"]
         self.idf_ = state["idf"]
         self.avg_len_ = np.float32(state["avg_len"][0])
-        self._solver = None
+        self._solver = self._model()  # built here, once: scoring calls only read it
+        self._solver.item_factors = self.item_factors_

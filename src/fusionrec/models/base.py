@@ -5,7 +5,8 @@ A model is a plain class: the constructor takes a typed config, ``fit`` sets lea
 history) to item scores, and ``save``/``load`` round-trip through safetensors + JSON (no pickle).
 
 History is an input of ``score``, not frozen state: events that arrive after training (the CLI's
-``--history``) change a user's recommendations without retraining.
+``--history``) change a user's recommendations without retraining. A scoring call keeps nothing on
+the model (see :mod:`fusionrec.models.history`), so one loaded model serves many threads at once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from safetensors.numpy import load_file, save_file
 from fusionrec.data.schema import Dataset
 from fusionrec.errors import ConfigError, NotFittedError
 from fusionrec.evaluation.ranking import batch_size_for, tie_noise, topk
+from fusionrec.models.history import History
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,11 @@ class Recommender:
     popularity_fallback: ClassVar[bool] = True
     #: settings grid searched on a validation set when tuning is asked for (see fusionrec.jobs.tune)
     search_space: ClassVar[dict[str, list[Any]]] = {}
+    #: True for models whose ``_score`` reads the order of a history (it then gets the :class:`History`
+    #: itself); the others get its binary (b, n_items) CSR
+    ordered_history: ClassVar[bool] = False
+    #: wrappers (fusionrec.models.wrapper.WRAPPERS) this model gets unless its settings switch them off
+    default_wrappers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any | None = None) -> None:
         cfg = self.Config() if config is None else config
@@ -126,29 +133,51 @@ class Recommender:
         if not hasattr(self, "train_matrix_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call .fit(train) first")
 
-    def history_for(self, users: np.ndarray, extra: sp.csr_matrix | None = None) -> sp.csr_matrix:
-        """Binary history rows (len(users), n_items): training items plus ``extra`` events.
+    def train_sequences(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each training user's events as CSR-like ``(indptr, items)`` in the order the model learned them
+        (item order here; time order for sequence models)."""
+        m = self.train_matrix_
+        return m.indptr, m.indices
 
-        ``extra`` is a (n_any, n_items) CSR indexed by dense user index; users beyond the training
-        range (new users) have only their ``extra`` rows.
+    def user_history(self, users: np.ndarray, extra: sp.csr_matrix | None = None) -> History:
+        """The users' current history: their training events, then the events of ``extra``.
+
+        ``extra`` is a (n_any, n_items) CSR indexed by dense user index whose values order its events
+        (``Dataset.csr("order")``; 1 = oldest); users beyond the training range (new users) have only
+        their ``extra`` events.
         """
         self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        rows = take_rows(self.train_matrix_, users)
-        if extra is not None and extra.shape[0]:
-            rows = rows + take_rows(extra, users)
-        rows = sp.csr_matrix(rows, dtype=np.float32)
-        rows.data[:] = 1.0
-        return rows
+        indptr, items = self.train_sequences()
+        return History.build(np.asarray(users, dtype=np.int64), indptr, items, self.train_matrix_.shape[0],
+                             self.n_items_, extra)
 
-    def score(self, users: np.ndarray, history: sp.csr_matrix | None = None, *,
+    def history_for(self, users: np.ndarray, extra: sp.csr_matrix | None = None) -> sp.csr_matrix:
+        """Binary history rows (len(users), n_items): training items plus ``extra`` events
+        (:meth:`user_history` as a matrix)."""
+        return self.user_history(users, extra).binary
+
+    def as_history(self, users: np.ndarray, history: History | sp.csr_matrix | None) -> History:
+        """``history`` as a :class:`History` of ``users``: None = the training history; a binary CSR is the
+        whole current history (training events in their order, then the other items in index order)."""
+        users = np.asarray(users, dtype=np.int64)
+        if history is None:
+            return self.user_history(users)
+        if isinstance(history, History):
+            if len(history) != len(users):
+                raise ValueError(f"history has {len(history)} rows for {len(users)} users")
+            return history
+        indptr, items = self.train_sequences()
+        return History.from_binary(users, history, indptr, items, self.train_matrix_.shape[0])
+
+    def score(self, users: np.ndarray, history: History | sp.csr_matrix | None = None, *,
               out: np.ndarray | None = None) -> np.ndarray:
-        """Scores of every item for each user.
+        """Scores of every item for each user: a pure function of the learned state and the arguments.
 
         Parameters
         ----------
         users : (b,) dense user indices (indices >= the training range are new users).
-        history : (b, n_items) binary CSR of each user's current history; defaults to training.
+        history : each user's current history: a :class:`History` (:meth:`user_history`), or a
+            (b, n_items) binary CSR of it; defaults to training.
         out : optional (b, n_items) float32 buffer that factor models write into (no allocation).
 
         Returns
@@ -158,8 +187,8 @@ class Recommender:
         """
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
-        if history is None:
-            history = self.history_for(users)
+        hist = self.as_history(users, history)
+        history = hist.binary
         factors = self._factors(users, history)
         if factors is not None:  # u @ V.T (+ bias), written into the caller's buffer when given
             u, v, bias = factors
@@ -170,15 +199,17 @@ class Recommender:
             if bias is not None:
                 s += bias
         else:
-            s = np.asarray(self._score(users, history), dtype=np.float32)
-        empty = np.diff(history.indptr) == 0
+            s = np.asarray(self._score(users, hist if self.ordered_history else history), dtype=np.float32)
+        empty = hist.lengths == 0
         if empty.any() and self.popularity_fallback and not self.uses_content:  # no history: popularity
             s[empty] = self.item_popularity_
         if not self.uses_content:
             s[:, self.item_popularity_ == 0] = UNKNOWN_ITEM_SCORE
         return s
 
-    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def _score(self, users: np.ndarray, history: Any) -> np.ndarray:
+        """(b, n_items) scores; ``history`` is the binary CSR, or the :class:`History` when
+        :attr:`ordered_history`."""
         raise NotImplementedError
 
     def _factors(self, users: np.ndarray, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
@@ -214,9 +245,10 @@ class Recommender:
         buf = np.empty((min(bs, len(users)), self.n_items_), dtype=np.float32)
         for start in range(0, len(users), bs):
             b = users[start:start + bs]
-            hist = self.history_for(b, extra_history)
+            hist = self.user_history(b, extra_history)
             s = self.score(b, hist, out=buf[: len(b)])
-            items, vals = topk(s, k, exclude=hist if exclude_seen else None, candidates=candidates, noise=noise)
+            items, vals = topk(s, k, exclude=hist.binary if exclude_seen else None, candidates=candidates,
+                               noise=noise)
             out_items[start:start + len(b)] = items
             out_scores[start:start + len(b)] = vals
             if progress is not None:
@@ -224,6 +256,10 @@ class Recommender:
         return out_items, out_scores
 
     # ------------------------------------------------------------------ persistence
+    def settings(self) -> dict[str, Any]:
+        """The settings that rebuild this model (its config as a dict; wrappers add their own tables)."""
+        return dataclasses.asdict(self.config)
+
     def _state(self) -> dict[str, np.ndarray]:
         """Learned arrays to save (besides the training matrix and popularity)."""
         return {}
@@ -266,4 +302,9 @@ class Recommender:
                                             shape=(len(indptr) - 1, model.n_items_))
         model.item_popularity_ = t["item_popularity"]
         model._load_state({k[len("state."):]: v for k, v in t.items() if k.startswith("state.")})
+        if meta.get("wrappers"):
+            from fusionrec.models.wrapper import get_wrapper_class
+
+            for entry in meta["wrappers"]:  # innermost first, as they were saved
+                model = get_wrapper_class(entry["name"]).restore(model, path, entry)
         return model

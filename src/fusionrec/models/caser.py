@@ -35,13 +35,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fusionrec.data.schema import Dataset
-from fusionrec.models.next_item import full_softmax_ce, gather_windows, scoring_sequences
+from fusionrec.models.history import History
+from fusionrec.models.next_item import full_softmax_ce, gather_windows
 from fusionrec.models.torch_base import SequenceRecommender
 from fusionrec.training.trainer import TrainConfig
 
@@ -144,9 +144,9 @@ class Caser(SequenceRecommender):
         return full_softmax_ce(h, net.item_matrix(), target)  # target (B, T), -1 = none
 
     @torch.no_grad()
-    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def _score(self, users: np.ndarray, history: History) -> np.ndarray:
         net = self.network_.eval()
-        seq = scoring_sequences(self, users, history, self.config.window)  # (b, L)
+        seq = history.last(self.config.window)  # (b, L)
         known = users < self.n_users_  # new users get a zero user vector
         h = net(seq, torch.from_numpy(np.where(known, users, 0)), torch.from_numpy(known.astype(np.float32)))
         return (h @ net.item_matrix().T).numpy()  # (b, n_items)

@@ -55,13 +55,13 @@ from fusionrec.errors import ConfigError
 from fusionrec.graph.explain import GraphExplainer
 from fusionrec.graph.social import normalize_rows
 from fusionrec.models.base import UNKNOWN_ITEM_SCORE, take_rows
+from fusionrec.models.history import History
 from fusionrec.models.next_item import (
     WindowBatches,
     bucketed,
     full_softmax_ce,
     gather_windows,
     right_align,
-    scoring_sequences,
     window_ce,
 )
 from fusionrec.models.sasrec import Block as SASRecBlock
@@ -90,8 +90,6 @@ class FusionConfig(SASRecConfig):
     # data without timestamps: a user vector is the mean over this many random orders of the history
     # (the network was trained on reshuffled sets, see shuffle_unordered; 1 = the stored order only)
     score_orders: int = 4
-    # behaviour as a set, next to the Transformer's sequence: the gated EASE item-item prior (SASRecConfig)
-    prior: bool = True
     # interactions with a weight column (lastfm-2k's listening counts): each history token also gets an
     # embedding of its weight's bucket (log1p(weight) over the user's mean, in weight_buckets quantiles)
     event_weights: bool = True
@@ -415,6 +413,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
     name = "fusion"
     Config = FusionConfig
     uses_content = True
+    default_wrappers = ("prior",)
 
     # -- content -----------------------------------------------------------------------------
     def _content(self, train: Dataset) -> None:
@@ -680,7 +679,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
         moment = np.zeros((vectors.shape[1],) * 2)
         for start in range(0, len(users), 512):
             batch = users[start: start + 512]
-            u = self.user_states(batch, self.history_for(batch))[0].double().numpy()
+            u = self.user_states(batch, self.user_history(batch))[0].double().numpy()
             moment += u.T @ u
         self.content_map_ = ContentMap.fit(self.item_content_, vectors.numpy(), warm, moment / max(len(users), 1),
                                            l2=c.content_map_l2, seed=c.seed, extra=self._tower_features())
@@ -729,7 +728,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
         return list(self.network_.items.names)
 
     @torch.no_grad()
-    def user_states(self, users: np.ndarray, history: sp.csr_matrix | None, weights: bool = False,
+    def user_states(self, users: np.ndarray, history: History, weights: bool = False,
                     vectors: torch.Tensor | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
         """(b, H) user vectors, the (b, L) right-padded sequences, attention per layer, lengths (b,).
@@ -738,7 +737,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
         """
         net = self.network_
         net.eval()
-        seq = scoring_sequences(self, users, history, self.config.max_len)  # (b, L) left-padded
+        seq = history.last(self.config.max_len)  # (b, L) left-padded
         seq, n = right_align(seq)
         if vectors is None:
             vectors, _ = self._vectors()
@@ -761,7 +760,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
         return u, seq, atts, n
 
     @torch.no_grad()
-    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def _score(self, users: np.ndarray, history: History) -> np.ndarray:
         vectors, _ = self._vectors()
         u, _, _, n = self.user_states(users, history, vectors=vectors)
         s = (u @ vectors.T).numpy()
@@ -784,7 +783,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
         w = self.network_.side_boost(ctx).numpy()
         return sp.csr_matrix(sp.diags(w.astype(np.float32)) @ rows)
 
-    def explain(self, user: int, items: np.ndarray, history: sp.csr_matrix | None = None, top: int = 3
+    def explain(self, user: int, items: np.ndarray, history: History | sp.csr_matrix | None = None, top: int = 3
                 ) -> list[dict[str, Any]]:
         """Per item: its gate weight per source, and the history items the user vector attended to most;
         with the item-item prior, its share of the score and the history items behind it.
@@ -792,7 +791,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
         Attention is the last layer's, averaged over heads, from the user's newest position.
         """
         users = np.array([user], dtype=np.int64)
-        hist = self.history_for(users) if history is None else history
+        hist = self.as_history(users, history)
         _, seq, atts, n = self.user_states(users, hist, weights=True)
         _, gates = self.item_vectors()
         mapped = self._mapped_items()
@@ -810,11 +809,6 @@ class Fusion(GraphExplainer, SequenceRecommender):
             for j in torch.argsort(w, descending=True)[:top].tolist():
                 attended.append({"item": int(seq[0, j]) - 1, "source": "history", "attention": float(w[j])})
         boost = self.side_boost(users)
-        prior = self.prior_
-        if prior is not None:
-            gate, raw = prior.gates(hist)[0], prior.raw(hist, users)[0]
-            inputs = prior.inputs(hist, users)[0]  # the history items' weights in h_u
-            hist_items, hist_weights = inputs.indices, inputs.data
         out = []
         for i in np.asarray(items, dtype=np.int64):
             row = {"item": int(i), "gates": {m: float(gates[i, k]) for k, m in enumerate(names)},
@@ -822,9 +816,6 @@ class Fusion(GraphExplainer, SequenceRecommender):
                    "vector": "content map" if mapped[i] else "item tower"}
             if boost is not None and boost[0, i] > 0:  # e.g. "you tagged this artist": the score's side boost
                 row["side_event"] = {"boost": float(boost[0, i])}
-            if prior is not None and i < len(raw) and raw[i] > 0:  # "because you have X": EASE's item-item weights
-                row["prior"] = {"gate": float(gate[i]), "score": float(gate[i] * raw[i]),
-                                "because": prior.explain(hist_items, int(i), history_weights=hist_weights)}
             out.append(row)
         return out
 

@@ -33,16 +33,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
 from fusionrec.data.schema import Dataset
+from fusionrec.models.history import History
 from fusionrec.models.next_item import (
     WindowBatches,
     right_align,
     sampled_softmax_ce,
-    scoring_sequences,
     window_ce,
 )
 from fusionrec.models.torch_base import SequenceRecommender
@@ -128,9 +127,9 @@ class GRU4Rec(SequenceRecommender):
         return sampled_softmax_ce(h[keep], items, target[keep] - 1, c.negatives, self.n_items_)
 
     @torch.no_grad()
-    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def _score(self, users: np.ndarray, history: History) -> np.ndarray:
         self.network_.eval()
-        seq, n = right_align(scoring_sequences(self, users, history, self.config.max_len))  # (b, L), (b,)
+        seq, n = right_align(history.last(self.config.max_len))  # (b, L), (b,)
         h = self.network_(seq)  # (b, L, H)
         last = h[torch.arange(len(n)), (n - 1).clamp(min=0)]  # (b, H): the state after the newest item
         return (last @ self.network_.item_matrix().T).numpy()  # (b, n_items)

@@ -1,23 +1,22 @@
-"""The item-item prior: a closed-form collaborative source added to a sequence model's score.
+"""The item-item prior: a closed-form collaborative source added to a model's score.
 
 A next-item Transformer reads the order of a history; a linear item-item model (EASE, Steck WWW
 2019) reads the history as a set and is hard to beat where the data is one (lastfm-2k's listening
-counts have no order). The prior adds ``g(u, i) * p(u, i)`` to the network's score, with
+counts have no order). The prior adds ``g(u, i) * p(u, i)`` to the model's score, with
 ``p = h_u @ B`` (``B``: EASE's item-item weights of the training events, the largest ``topk`` per
 item kept) and the gate ``g = softplus(w . [1, log1p(n_u), log1p(n_i)])`` growing or shrinking with
 the user's history length ``n_u`` and the item's training count ``n_i``.
 
 ``h_u`` and the events under ``B`` are weighted as ``weighting`` says (models/weighting.py): binary,
-listening counts as confidence (``log1p``), and item rarity too (``log1p-idf``). The sequence models'
-``prior_weighting = "auto"`` takes log1p-idf where the events carry counts: on lastfm-2k's full fusion
-network it lifts test NDCG@10 from 0.153 to 0.162, while idf alone on ml-100k (no counts) was a hair
-below binary (0.122 vs 0.125). EASE's build is a dense n_items^2 inverse; past ``prior_max_items``
-``prior_source = "auto"`` takes ItemKNN's blockwise shrunk cosine instead (0.150 on that network).
+listening counts as confidence (``log1p``), and item rarity too (``log1p-idf``). EASE's build is a
+dense n_items^2 inverse; past ``max_items`` the ``knn`` source (ItemKNN's blockwise shrunk cosine)
+takes its place.
 
 ``w`` (and a temperature that scales the whole fused score, so it leaves the ranking alone) is fit
-after training on the valid events, which neither ``B`` nor the network saw, by the softmax
+after training on the valid events, which neither ``B`` nor the model saw, by the softmax
 cross-entropy of the fused score (stacking): the gate learns how much the prior adds to what the
-network already knows, instead of trusting ``B``'s in-sample fit.
+model already knows, instead of trusting ``B``'s in-sample fit. The wrapper that fits all of this
+around any model is :mod:`fusionrec.models.prior`.
 """
 
 from __future__ import annotations
@@ -46,17 +45,73 @@ from fusionrec.models.weighting import (
 KNN_SHRINK = 10.0
 
 
-def ease_weights(x: sp.csr_matrix, l2: float, topk: int) -> sp.csr_matrix:
-    """EASE's ``B`` (zero diagonal) for the (binary or weighted) matrix ``x``; per column (target item) only the
-    ``topk`` largest weights are kept (all when ``topk`` <= 0), as a (n_items, n_items) CSR."""
-    n = x.shape[1]
-    b = closed_form(x, l2)
+def _topk_columns(b: torch.Tensor, topk: int) -> sp.csr_matrix:
+    """A dense (n, n) ``B`` with, per column (target item), only its ``topk`` largest positive weights
+    (all positive ones when ``topk`` <= 0 or >= n), as a CSR."""
+    n = b.shape[0]
     if 0 < topk < n:
         vals, rows = b.topk(topk, dim=0)  # (topk, n): the strongest sources of each target item
         cols = torch.arange(n).expand(topk, n)
         keep = vals > 0
         return sp.csr_matrix((vals[keep].numpy(), (rows[keep].numpy(), cols[keep].numpy())), shape=(n, n))
     return sp.csr_matrix(b.clamp(min=0).numpy())
+
+
+def _topk_rows(m: sp.csr_matrix, topk: int) -> sp.csr_matrix:
+    """``m`` with only the ``topk`` largest entries of each row."""
+    m = sp.csr_matrix(m)
+    if topk <= 0:
+        return m
+    rows, cols, vals = [], [], []
+    for r in range(m.shape[0]):
+        lo, hi = m.indptr[r], m.indptr[r + 1]
+        if hi - lo > topk:
+            keep = lo + np.argpartition(-m.data[lo:hi], topk - 1)[:topk]
+        else:
+            keep = np.arange(lo, hi)
+        rows.append(np.full(len(keep), r))
+        cols.append(m.indices[keep])
+        vals.append(m.data[keep])
+    if not rows:
+        return m
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=m.shape)
+
+
+def ease_weights(x: sp.csr_matrix, l2: float, topk: int) -> sp.csr_matrix:
+    """EASE's ``B`` (zero diagonal) for the (binary or weighted) matrix ``x``; per column (target item) only the
+    ``topk`` largest weights are kept (all when ``topk`` <= 0), as a (n_items, n_items) CSR."""
+    return _topk_columns(closed_form(x, l2), topk)
+
+
+def prior_inputs(binary: sp.csr_matrix, counts: sp.csr_matrix | None, weighting: str
+                 ) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The training events as the prior reads them (binary, or weighted as ``weighting`` says) and each
+    item's rarity factor."""
+    if weighting not in WEIGHTINGS:
+        raise ConfigError(f"prior weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    x = sp.csr_matrix(binary, dtype=np.float32, copy=True)
+    x.data[:] = 1.0
+    factor = item_factors(x, weighting)
+    w = x if weighting == "binary" else interaction_weights(x, counts, weighting, factor)
+    return w, factor
+
+
+def item_item_weights(binary: sp.csr_matrix, l2: float, topks: list[int], counts: sp.csr_matrix | None = None,
+                      weighting: str = "binary", source: str = "ease") -> dict[int, sp.csr_matrix]:
+    """``B`` for each of ``topks`` (kept weights per target item; <= 0 = all), built once.
+
+    ``source``: ``ease`` (EASE's closed form of the weighted events: one dense n_items^2 solve) or
+    ``knn`` (shrunk cosine of the weighted events, built in blocks: any catalogue size)."""
+    if source not in ("ease", "knn"):
+        raise ConfigError(f"the prior's source must be 'ease' or 'knn', got {source!r}")
+    w, _ = prior_inputs(binary, counts, weighting)
+    n = w.shape[1]
+    if source == "knn":  # row i of the similarity = item i's neighbours; B's column i must hold them
+        widest = n if any(k <= 0 for k in topks) else max(topks)
+        sim = cosine_topk(w, widest, KNN_SHRINK)
+        return {k: sp.csr_matrix(_topk_rows(sim, k).T) for k in topks}
+    b = closed_form(w.astype(np.float64), l2)
+    return {k: _topk_columns(b, k) for k in topks}
 
 
 @dataclass
@@ -71,32 +126,30 @@ class ItemPrior:
     item_factor: np.ndarray | None = None  # (n_items,) weight of an event added at scoring time
 
     @classmethod
+    def from_weights(cls, weights: sp.csr_matrix, train_matrix: sp.csr_matrix, counts: sp.csr_matrix | None = None,
+                     weighting: str = "binary") -> ItemPrior:
+        """A prior (gate not fitted yet) of item-item ``weights`` built from ``train_matrix`` under ``weighting``."""
+        w, factor = prior_inputs(train_matrix, counts, weighting)
+        x = sp.csr_matrix(train_matrix, dtype=np.float32, copy=True)
+        x.data[:] = 1.0
+        item_counts = np.asarray(x.sum(0)).ravel().astype(np.float32)
+        if weighting == "binary":
+            return cls(sp.csr_matrix(weights), np.zeros(4), item_counts)
+        return cls(sp.csr_matrix(weights), np.zeros(4), item_counts, w, factor)
+
+    @classmethod
     def build(cls, train_matrix: sp.csr_matrix, l2: float, topk: int, max_items: int,
               counts: sp.csr_matrix | None = None, weighting: str = "binary", source: str = "ease") -> ItemPrior:
         """``counts``: the training events' counts (``Dataset.csr("weight")``), read unless ``binary``.
         ``source``: ``ease`` (a dense n_items^2 build, up to ``max_items``) or ``knn`` (shrunk cosine of the
         weighted events, built in blocks, the ``topk`` most similar kept per item: for any catalogue size)."""
         n = train_matrix.shape[1]
-        if source not in ("ease", "knn"):
-            raise ConfigError(f"the prior's source must be 'ease' or 'knn', got {source!r}")
         if source == "ease" and n > max_items:
             raise ConfigError(f"the item-item prior needs an n_items^2 matrix while it is built; {n} items exceed "
-                              f"prior_max_items={max_items}. Use prior_source=knn (or auto), set prior=false, "
-                              f"or raise prior_max_items.")
-        if weighting not in WEIGHTINGS:
-            raise ConfigError(f"prior_weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-        x = sp.csr_matrix(train_matrix, dtype=np.float32)
-        x.data[:] = 1.0
-        item_counts = np.asarray(x.sum(0)).ravel().astype(np.float32)
-        factor = item_factors(x, weighting)
-        w = x if weighting == "binary" else interaction_weights(x, counts, weighting, factor)
-        if source == "knn":  # row i of the similarity = item i's neighbours; B's column i must hold them
-            b = sp.csr_matrix(cosine_topk(w, topk if topk > 0 else n, KNN_SHRINK).T)
-        else:
-            b = ease_weights(w.astype(np.float64), l2, topk)
-        if weighting == "binary":
-            return cls(b, np.zeros(4), item_counts)
-        return cls(b, np.zeros(4), item_counts, w, factor)
+                              f"prior.max_items={max_items}. Use prior.source=knn (or auto), set prior=false, "
+                              f"or raise prior.max_items.")
+        b = item_item_weights(train_matrix, l2, [topk], counts, weighting, source)[topk]
+        return cls.from_weights(b, train_matrix, counts, weighting)
 
     def inputs(self, history: sp.csr_matrix, users: np.ndarray | None = None) -> sp.csr_matrix:
         """``h_u``: history rows, binary or (with a weighting and ``users``) weighted like the training

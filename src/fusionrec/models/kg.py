@@ -283,7 +283,7 @@ class KGRecommender(Recommender):
         """
         if top < 1:
             raise ConfigError(f"explain_paths: top must be >= 1, got {top}")
-        row = self.history_for(np.array([user])) if history is None else sp.csr_matrix(history)
+        row = self.as_history(np.array([user]), history).binary
         hist = row.indices.astype(np.int64)
         out: list[list[KGPath]] = []
         if len(hist) == 0:

@@ -20,11 +20,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
-
-from fusionrec.models.base import take_rows
 
 #: logits held at once by :func:`full_softmax_ce` (float32 elements: 64 MiB)
 CE_CHUNK_ELEMENTS = 2**24
@@ -108,29 +105,6 @@ def right_align(seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     n = (seq > 0).sum(1)  # (B,)
     idx = (torch.arange(length)[None, :] + (length - n)[:, None]) % length  # (B, L)
     return seq.gather(1, idx), n
-
-
-def scoring_sequences(model: Any, users: np.ndarray, history: sp.csr_matrix | None, max_len: int) -> torch.Tensor:
-    """``(b, max_len)`` left-padded sequences to score ``users`` of a SequenceRecommender ``model``.
-
-    Through ``recommend(extra_history=...)`` the added events arrive ordered and are appended as
-    :meth:`SequenceRecommender.sequences` does. A direct ``score(users, history)`` call carries only a
-    binary history: its items beyond the user's training events are appended in item-index order.
-    """
-    if model._extra is not None or history is None:
-        return model.sequences(users, max_len)
-    added = sp.csr_matrix(history - take_rows(model.train_matrix_, users))
-    added.data = (added.data > 0).astype(np.float64)
-    added.eliminate_zeros()
-    if added.nnz == 0:
-        return model.sequences(users, max_len)
-    rows = np.repeat(np.arange(len(users)), np.diff(added.indptr))
-    cols = added.indices.astype(np.int64)
-    model._extra = sp.csr_matrix((cols + 1.0, (users[rows], cols)), shape=(int(users.max()) + 1, model.n_items_))
-    try:
-        return model.sequences(users, max_len)
-    finally:
-        model._extra = None
 
 
 # ---------------------------------------------------------------------------------------------- losses

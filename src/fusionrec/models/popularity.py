@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,23 +27,21 @@ class Popularity(Recommender):
     name = "pop"
     Config = PopularityConfig
 
-    _live: np.ndarray | None = None
-
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         pass  # item_popularity_ is set by Recommender.fit
 
     def recommend(self, users: Any, k: int = 10, *, extra_history: sp.csr_matrix | None = None,
                   **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`Recommender.recommend`; events in ``extra_history`` also count as popularity."""
+        """As :meth:`Recommender.recommend`; events in ``extra_history`` also count as popularity.
+
+        The counts of this call live on a shallow copy (nothing is written on the shared model)."""
         self._check_fitted()
-        self._live = None
+        model = self
         if extra_history is not None and extra_history.nnz:
-            self._live = self.item_popularity_ + np.asarray((extra_history > 0).sum(axis=0)).ravel()[: self.n_items_]
-        try:
-            return super().recommend(users, k, extra_history=extra_history, **kwargs)
-        finally:
-            self._live = None
+            model = copy.copy(self)
+            model.item_popularity_ = self.item_popularity_ + np.asarray(
+                (extra_history > 0).sum(axis=0)).ravel()[: self.n_items_].astype(np.float32)
+        return Recommender.recommend(model, users, k, extra_history=extra_history, **kwargs)
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        pop = self.item_popularity_ if self._live is None else self._live
-        return np.broadcast_to(pop, (len(users), self.n_items_)).astype(np.float32)  # (b, n_items)
+        return np.broadcast_to(self.item_popularity_, (len(users), self.n_items_)).astype(np.float32)  # (b, n_items)

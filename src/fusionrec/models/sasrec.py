@@ -43,21 +43,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fusionrec.data.schema import Dataset
+from fusionrec.models.history import History
 from fusionrec.models.next_item import (
     WindowBatches,
     right_align,
     sampled_softmax_ce,
-    scoring_sequences,
     window_ce,
 )
 from fusionrec.models.torch_base import SequenceRecommender
-from fusionrec.models.weighting import WEIGHTINGS
 from fusionrec.training.trainer import TrainConfig
 
 
@@ -79,18 +77,6 @@ class SASRecConfig(TrainConfig):
     # data without timestamps (a set per user): reshuffle each user's items at every epoch, so the
     # network learns from many orders instead of memorising one arbitrary order's prefixes
     shuffle_unordered: bool = True
-    # the item-item prior (models/item_prior.py): EASE's closed-form item-item weights of the training
-    # events added to the score with a per-user/per-item gate fit on the valid events after training
-    prior: bool = False
-    prior_l2: float = 100.0
-    prior_topk: int = 32  # kept weights per target item (the strongest; fewer were better on ml-100k valid)
-    prior_max_items: int = 40_000  # building B needs n_items^2 floats
-    # events under B and in h_u: "binary", "log1p" (counts as confidence), "log1p-idf" (and rarity), or
-    # "auto": log1p-idf where the events carry a weight column (listening counts), binary where not
-    prior_weighting: str = "auto"
-    # "ease", "knn" (shrunk cosine, built in blocks: any catalogue size) or "auto": EASE up to
-    # prior_max_items items, knn beyond (on lastfm-2k's full fusion network: EASE 0.162, knn 0.150, none 0.137)
-    prior_source: str = "auto"
     epochs: int = 40
     batch_size: int = 32  # windows per step
     lr: float = 1e-3
@@ -112,15 +98,6 @@ class SASRecConfig(TrainConfig):
             raise ValueError(f"{type(self).__name__}.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.positions not in ("start", "end"):
             raise ValueError(f"{type(self).__name__}.positions must be 'start' or 'end', got {self.positions!r}")
-        if self.prior_l2 <= 0 or self.prior_topk < 0 or self.prior_max_items < 1:
-            raise ValueError(f"{type(self).__name__}: prior_l2 must be > 0, prior_topk >= 0 (0 = keep all) and "
-                             f"prior_max_items >= 1")
-        if self.prior_source not in ("auto", "ease", "knn"):
-            raise ValueError(f"{type(self).__name__}.prior_source must be 'auto', 'ease' or 'knn', "
-                             f"got {self.prior_source!r}")
-        if self.prior_weighting not in ("auto", *WEIGHTINGS):
-            raise ValueError(f"{type(self).__name__}.prior_weighting must be one of {['auto', *WEIGHTINGS]}, "
-                             f"got {self.prior_weighting!r}")
         if self.loss not in ("ce", "sampled"):
             raise ValueError(f"{type(self).__name__}.loss must be 'ce' or 'sampled', got {self.loss!r}")
 
@@ -225,9 +202,9 @@ class SASRec(SequenceRecommender):
         return sampled_softmax_ce(h[keep], items, target[keep] - 1, c.negatives, self.n_items_)
 
     @torch.no_grad()
-    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def _score(self, users: np.ndarray, history: History) -> np.ndarray:
         self.network_.eval()
-        seq = scoring_sequences(self, users, history, self.config.max_len)  # (b, L), left-padded
+        seq = history.last(self.config.max_len)  # (b, L), left-padded
         if self.config.positions == "start":
             seq, n = right_align(seq)  # (b, L), (b,)
             h = self.network_(seq)[torch.arange(len(n)), (n - 1).clamp(min=0)]  # (b, H): after the newest item

@@ -6,7 +6,8 @@ checkpoints and persistence (safetensors) are shared.
 
 Sequence models (:class:`SequenceRecommender`) read each user's items in time order. Events given at
 inference time (``extra_history``, whose CSR values are the events' order keys) are appended to the
-sequence, newest last, without retraining.
+sequence, newest last, without retraining; they reach ``_score`` in the call's
+:class:`~fusionrec.models.history.History`, never through the model object.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from fusionrec.data.schema import Dataset
-from fusionrec.errors import ConfigError
-from fusionrec.models.base import Recommender, take_rows
-from fusionrec.models.item_prior import ItemPrior
+from fusionrec.models.base import Recommender
 from fusionrec.training.trainer import TrainConfig, Trainer, shard_rows
 
 log = logging.getLogger(__name__)
@@ -134,102 +132,24 @@ def user_sequences(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 class SequenceRecommender(TorchRecommender):
-    """A torch model that scores from the user's most recent items (``max_len`` of them)."""
+    """A torch model that scores from the user's most recent items (``max_len`` of them).
 
-    _extra: sp.csr_matrix | None = None
-    #: the gated item-item prior (config ``prior``), fit after training; None when off
-    prior_: ItemPrior | None = None
+    ``_score`` gets the ordered :class:`~fusionrec.models.history.History`: training events in time
+    order, then the events given at inference (``extra_history``), newest last.
+    """
+
+    ordered_history = True
 
     def fit(self, train: Dataset, valid: Dataset | None = None):  # type: ignore[override]
         self.seq_indptr_, self.seq_items_ = user_sequences(train)
-        self.prior_, self.prior_log_ = None, {}
-        if getattr(self.config, "prior", False):  # a bad setting is said before training, not hours after
-            log.info("item-item prior: %s", self._prior_source(train.n_items))
-        super().fit(train, valid)
-        if getattr(self.config, "prior", False):
-            self._fit_prior(train, valid)
-        return self
+        return super().fit(train, valid)
 
-    def _fit_prior(self, train: Dataset, valid: Dataset | None) -> None:
-        """Build EASE's weights on the training events and fit the prior's gate on the valid events."""
-        if valid is None or valid.n_interactions == 0:
-            self.prior_log_ = {"skipped": "no valid events to fit the prior's gate on (pass a valid part)"}
-            return
-        c = self.config
-        source = self._prior_source(self.train_matrix_.shape[1])
-        weighting = c.prior_weighting
-        if weighting == "auto":  # counts as confidence where the events carry them (module item_prior)
-            weighting = "log1p-idf" if "weight" in train.interactions.columns else "binary"
-        counts = train.csr("weight") if weighting != "binary" else None
-        prior = ItemPrior.build(self.train_matrix_, c.prior_l2, c.prior_topk, c.prior_max_items, counts, weighting,
-                                source)
-        inter = valid.interactions
-        users, targets = inter["user"].to_numpy(), inter["item"].to_numpy()
-        keep = users < self.n_users_
-        users, targets = users[keep], targets[keep]
-        uniq, where = np.unique(users, return_inverse=True)
-        hist = self.history_for(uniq)
-        scores = np.concatenate([self.score(uniq[i:i + 256], hist[i:i + 256]) for i in range(0, len(uniq), 256)])
-        self.prior_log_ = {**prior.fit_gate(scores[where], hist[where], targets, users=uniq[where]),
-                           "weighting": weighting, "source": source}
-        self.prior_ = prior
-
-    def _prior_source(self, n_items: int) -> str:
-        """``ease`` or ``knn``: ``auto`` takes EASE up to ``prior_max_items`` items (its build is a dense
-        n_items^2 matrix), the blockwise cosine beyond; ``ease`` past the limit is a clear error."""
-        c = self.config
-        source = c.prior_source
-        if source == "auto":
-            return "ease" if n_items <= c.prior_max_items else "knn"
-        if source == "ease" and n_items > c.prior_max_items:
-            raise ConfigError(f"prior_source=ease needs an n_items^2 matrix; {n_items} items exceed prior_max_items="
-                              f"{c.prior_max_items} (~{n_items ** 2 * 24 / 2**30:.0f} GB to build). Use "
-                              f"prior_source=knn or auto, raise prior_max_items, or set prior=false.")
-        return source
-
-    def score(self, users: np.ndarray, history: sp.csr_matrix | None = None, *,
-              out: np.ndarray | None = None) -> np.ndarray:
-        """As :meth:`Recommender.score`, plus the gated item-item prior when the model has one."""
-        if self.prior_ is None:
-            return super().score(users, history, out=out)
-        if history is None:  # built once, for the network and the prior
-            history = self.history_for(np.asarray(users, np.int64))
-        s = super().score(users, history, out=out)
-        self.prior_.add_to(s, history, np.asarray(users, np.int64))
-        return s
-
-    def recommend(self, users: Any, k: int = 10, *, extra_history: sp.csr_matrix | None = None,
-                  **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`Recommender.recommend`; ``extra_history`` events are appended to the sequences."""
-        self._extra = extra_history
-        try:
-            return super().recommend(users, k, extra_history=extra_history, **kwargs)
-        finally:
-            self._extra = None
-
-    def sequences(self, users: np.ndarray, max_len: int) -> torch.Tensor:
-        """(b, max_len) item indices + 1 (0 = padding), left-padded, newest item last."""
-        users = np.asarray(users, dtype=np.int64)
-        out = np.zeros((len(users), max_len), dtype=np.int64)
-        extra = take_rows(self._extra, users) if self._extra is not None and self._extra.shape[0] else None
-        n_train = len(self.seq_indptr_) - 1
-        for r, u in enumerate(users):
-            seq = self.seq_items_[self.seq_indptr_[u]:self.seq_indptr_[u + 1]] if u < n_train else np.empty(0, np.int64)
-            if extra is not None:
-                lo, hi = extra.indptr[r], extra.indptr[r + 1]
-                if hi > lo:
-                    add = extra.indices[lo:hi][np.argsort(extra.data[lo:hi], kind="stable")]
-                    seq = np.concatenate([seq, add])
-            seq = seq[-max_len:]
-            if len(seq):
-                out[r, -len(seq):] = seq + 1
-        return torch.from_numpy(out)
+    def train_sequences(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.seq_indptr_, self.seq_items_
 
     def _state(self) -> dict[str, np.ndarray]:
-        prior = self.prior_.to_state("prior.") if self.prior_ is not None else {}
-        return {**super()._state(), "seq_indptr": self.seq_indptr_, "seq_items": self.seq_items_, **prior}
+        return {**super()._state(), "seq_indptr": self.seq_indptr_, "seq_items": self.seq_items_}
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.seq_indptr_, self.seq_items_ = state["seq_indptr"], state["seq_items"]
-        self.prior_ = ItemPrior.from_state(state, "prior.")
         super()._load_state(state)
