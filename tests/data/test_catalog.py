@@ -310,6 +310,9 @@ def test_real_ml_latest_small(real_data_dir: Path) -> None:
     assert time.perf_counter() - t0 < 5.0
     assert (ds.n_interactions, ds.n_users, ds.n_items) == (100_836, 610, 9_742)
     assert ds.describe()["active_items"] == 9_724
+    side = ds.side_events
+    assert len(side) == 3_683 and side["user"].nunique() == 58 and side["timestamp"].notna().all()
+    assert int((ds.items["tags"] != "").sum()) == side["item"].nunique()
     if (real_data_dir / "ml-latest-small-posters").is_dir():
         assert int(ds.items["poster"].notna().sum()) == 1_849
         assert Path(ds.items["poster"].dropna().iloc[0]).is_file()
@@ -322,6 +325,20 @@ def test_real_lastfm_2k(real_data_dir: Path) -> None:
     assert len(ds.social) == 25_434 and not ds.has_timestamps
     assert int((ds.items["tags"] != "").sum()) == 12_523 - 390
     assert ds.items["tags"].str.count(r"\|").max() <= 19
+    side = ds.side_events  # every tag assignment of a known artist, dated
+    assert len(side) == 186_479 - 1_538 and set(side["kind"]) == {"tag"} and side["timestamp"].notna().all()
+    # the derived tags equal the rule the loader applied before tags became side events
+    folder = CATALOG["lastfm-2k"].find(real_data_dir)
+    names = pd.read_csv(folder / "tags.dat", sep="\t", encoding="latin-1", dtype=str, keep_default_na=False)
+    name = dict(zip(names["tagID"], names["tagValue"].str.replace("|", "/", regex=False).str.strip(), strict=True))
+    ta = pd.read_csv(folder / "user_taggedartists.dat", sep="\t", dtype=str)
+    counts: dict[str, dict[str, int]] = {}
+    for a, t in zip(ta["artistID"], ta["tagID"], strict=True):
+        if name.get(t):
+            counts.setdefault(a, {}).setdefault(name[t], 0)
+            counts[a][name[t]] += 1
+    old = {a: "|".join(sorted(c, key=lambda v: (-c[v], v))[:20]) for a, c in counts.items()}
+    assert ds.items["tags"].tolist() == [old.get(a, "") for a in ds.item_ids.ids]
 
 
 @pytest.mark.integration

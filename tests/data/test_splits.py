@@ -328,3 +328,19 @@ def test_from_files_cuts_side_events_on_the_files_heldout_pairs(tmp_path) -> Non
     _check_view(ds, pairs_only, "none")
     whole = S.from_files(ds, tmp_path / "train.tsv", tmp_path / "test.tsv", keep_heldout_side_events=True)
     pd.testing.assert_frame_equal(whole.train.side_events, ds.side_events)
+
+
+@pytest.mark.integration
+def test_real_side_events_dropped_by_the_splits(real_data_dir) -> None:
+    from fusionrec.data import catalog
+
+    if catalog.CATALOG["lastfm-2k"].find(real_data_dir) is None:
+        pytest.skip("lastfm-2k not found")
+    lf = catalog.load("lastfm-2k", data_dir=real_data_dir)
+    d = S.random_leave_one_out(lf, seed=0).side_events_dropped
+    assert (d.heldout_pairs, d.after_cut, d.kept) == (2_926, 0, 182_015)  # tags on 825 of 3,766 held-out pairs
+    if catalog.CATALOG["ml-latest-small"].find(real_data_dir) is None:
+        pytest.skip("ml-latest-small not found")
+    ml = catalog.load("ml-latest-small", data_dir=real_data_dir)
+    d = S.leave_last_out(ml).side_events_dropped
+    assert (d.heldout_pairs, d.after_cut, d.kept) == (31, 4, 3_648)
