@@ -86,18 +86,24 @@ def build_model(name: str, settings: dict[str, Any] | None = None) -> Recommende
     return model
 
 
-def make_split(data: Dataset, protocol: str, seed: int = 0) -> S.Split:
-    """One of :data:`SPLITS` applied to ``data``."""
+def make_split(data: Dataset, protocol: str, seed: int = 0, *, keep_heldout_side_events: bool = False) -> S.Split:
+    """One of :data:`SPLITS` applied to ``data``.
+
+    Its parts carry the training view of the side tables (see :mod:`fusionrec.data.splits`);
+    ``keep_heldout_side_events=True`` keeps them whole, which leaks held-out signal into training.
+    """
+    keep = keep_heldout_side_events
     if protocol == "loo":
-        return S.leave_last_out(data) if data.has_timestamps else S.random_leave_one_out(data, seed=seed)
+        return (S.leave_last_out(data, keep_heldout_side_events=keep) if data.has_timestamps
+                else S.random_leave_one_out(data, seed=seed, keep_heldout_side_events=keep))
     if protocol == "random-loo":
-        return S.random_leave_one_out(data, seed=seed)
+        return S.random_leave_one_out(data, seed=seed, keep_heldout_side_events=keep)
     if protocol == "temporal":
-        return S.temporal_split(data)
+        return S.temporal_split(data, keep_heldout_side_events=keep)
     if protocol == "random":
-        return S.random_split(data, seed=seed, test_frac=0.1, valid_frac=0.1)
+        return S.random_split(data, seed=seed, test_frac=0.1, valid_frac=0.1, keep_heldout_side_events=keep)
     if protocol == "cold-item":
-        return S.cold_item_split(data, seed=seed)
+        return S.cold_item_split(data, seed=seed, keep_heldout_side_events=keep)
     if protocol == "none":
         return S.Split(data, data.with_interactions(data.interactions.iloc[:0]), None, name="none")
     raise ConfigError(f"unknown split {protocol!r}; known splits: {', '.join(SPLITS)}")

@@ -132,6 +132,24 @@ def test_cv_and_leaderboard(workdir: Path) -> None:
     assert "ease" in r.stdout and "NDCG@10" in r.stdout
 
 
+def test_train_split_cuts_heldout_side_events_unless_told_to_leak(tmp_path: Path) -> None:
+    raw = tiny_interactions(n_users=20, n_items=30, per_user=6)
+    side = raw.assign(kind="tag", value=[f"t{i}" for i in range(len(raw))])[["user", "item", "kind", "timestamp", "value"]]
+    ds = Dataset.from_frames(raw, side_events=side, name="tagged")
+    write_directory(ds, tmp_path / "data")
+    r = cli("train", "--dataset", tmp_path / "data", "--split", "loo", "--model", "pop", "--out", tmp_path / "run")
+    assert r.exit_code == 0, r.output
+    info = json.loads((tmp_path / "run/run.json").read_text())
+    dropped = info["side_events_dropped"]
+    assert dropped["heldout_pairs"] == 40 and dropped["kept"] == 80 and "keep_heldout_side_events" not in info
+    r = cli("train", "--dataset", tmp_path / "data", "--split", "loo", "--model", "pop", "--out", tmp_path / "leak",
+            "--keep-heldout-side-events")
+    assert r.exit_code == 0, r.output
+    info = json.loads((tmp_path / "leak/run.json").read_text())
+    assert info["keep_heldout_side_events"] is True and "side_events_dropped" not in info
+    assert "LEAKAGE" in cli("train", "--help").output
+
+
 def test_normalise_argv() -> None:
     assert normalise_argv(["evaluate", "--k", "10", "20", "--run", "r"]) == ["evaluate", "--k", "10", "--k", "20", "--run", "r"]
     assert normalise_argv(["--set", "a=1", "b=2"]) == ["--set", "a=1", "--set", "b=2"]

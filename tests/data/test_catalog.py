@@ -16,6 +16,7 @@ from fusionrec.data import catalog
 from fusionrec.data.catalog import CATALOG, describe, list_datasets, load, load_lastfm_2k, resolve_data_dir
 from fusionrec.data.io import write_directory
 from fusionrec.data.schema import Dataset
+from fusionrec.data.side_events import DerivedColumn
 from fusionrec.errors import DataError, UnknownNameError
 
 GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
@@ -113,13 +114,19 @@ def test_ml_100k_fake(tmp_path: Path) -> None:
 def test_ml_latest_small_fake(tmp_path: Path) -> None:
     fake_ml_latest_small(tmp_path)
     ds = load("ml-latest-small", data_dir=tmp_path)
-    assert ds.n_interactions == 3 and ds.n_items == 4 and ds.n_users == 2
+    assert ds.n_interactions == 3 and ds.n_items == 4 and ds.n_users == 3  # tagger 3 joins the users
     assert ds.interactions["rating"].tolist() == [4.0, 0.5, 3.5]
     assert ds.items["title"].tolist() == ["Toy Story", "American President, The", "Babylon 5", "Death Note: Desu nôto"]
     assert ds.items["year"].tolist()[:2] == [1995, 1995] and np.isnan(ds.items["year"].iloc[2])
     assert ds.items["year"].iloc[3] == 2006
     assert ds.items["genres"].tolist() == ["Adventure|Animation", "Comedy|Drama", "", ""]
-    assert ds.items["tags"].tolist() == ["pixar|fun/kids", "", "space", ""]
+    assert ds.items["tags"].tolist() == ["pixar|fun/kids", "", "space", ""]  # by count, then tag
+    # every tags.csv row is a timed side event of kind "tag" (lower-cased value); tags is derived from them
+    side = ds.side_events
+    assert side["kind"].tolist() == ["tag"] * 4 and side["timestamp"].tolist() == [1, 2, 3, 4]
+    assert side["value"].tolist() == ["pixar", "pixar", "fun/kids", "space"]
+    assert ds.user_ids.raw(side["user"]).tolist() == ["2", "3", "3", "2"]
+    assert ds.derived_items == {"tags": DerivedColumn(kind="tag", top=20)}
     poster = ds.items["poster"].tolist()
     assert poster[0] == str((tmp_path / "ml-latest-small-posters" / "images" / "1.jpg").resolve())
     assert poster[1:] == [None, None, None]
@@ -147,12 +154,17 @@ def test_lastfm_fake(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert tags[2].split("|") == [f"tag{i:02d}" for i in range(24, 4, -1)]  # top 20 by count
     assert ds.item_schema == {"name": "text", "tags": "multi"}
     assert len(ds.social) == 4 and "8" in ds.user_ids
-    # who tagged what: side events, one per (user, artist) pair; taggers 0..24 join the users
+    # who tagged what with what: one side event per tag assignment (of a known artist), dated;
+    # taggers 0..24 join the users; the tags column is derived from these events
     side = ds.side_events
-    assert set(side["kind"]) == {"tagged"} and len(side) == 2 + 25
+    assert set(side["kind"]) == {"tag"} and len(side) == 3 + sum(range(1, 26))
     pairs = set(zip(ds.user_ids.raw(side["user"].to_numpy()), ds.item_ids.raw(side["item"].to_numpy()), strict=True))
     assert ("2", "52") in pairs and ("5", "52") in pairs and ("24", "53") in pairs
-    assert ds.n_users == 25 and ds.describe()["side_events"] == {"tagged": 27}
+    assert side["value"].tolist()[:3] == ["métal", "métal", "pop/rock"]
+    assert side["timestamp"].tolist()[:3] == [1238544000] * 3  # 2009-04-01 00:00 UTC
+    assert ds.n_users == 25 and ds.describe()["side_events"] == {"tag": 328}
+    assert ds.derived_items == {"tags": DerivedColumn(kind="tag", top=20)}
+    assert ds.with_side_events(side.iloc[:3]).items["tags"].tolist() == ["", "métal|pop/rock", ""]
 
 
 def test_lastfm_crlf_files_load_the_same(tmp_path: Path) -> None:
@@ -298,6 +310,9 @@ def test_real_ml_latest_small(real_data_dir: Path) -> None:
     assert time.perf_counter() - t0 < 5.0
     assert (ds.n_interactions, ds.n_users, ds.n_items) == (100_836, 610, 9_742)
     assert ds.describe()["active_items"] == 9_724
+    side = ds.side_events
+    assert len(side) == 3_683 and side["user"].nunique() == 58 and side["timestamp"].notna().all()
+    assert int((ds.items["tags"] != "").sum()) == side["item"].nunique()
     if (real_data_dir / "ml-latest-small-posters").is_dir():
         assert int(ds.items["poster"].notna().sum()) == 1_849
         assert Path(ds.items["poster"].dropna().iloc[0]).is_file()
@@ -310,6 +325,20 @@ def test_real_lastfm_2k(real_data_dir: Path) -> None:
     assert len(ds.social) == 25_434 and not ds.has_timestamps
     assert int((ds.items["tags"] != "").sum()) == 12_523 - 390
     assert ds.items["tags"].str.count(r"\|").max() <= 19
+    side = ds.side_events  # every tag assignment of a known artist, dated
+    assert len(side) == 186_479 - 1_538 and set(side["kind"]) == {"tag"} and side["timestamp"].notna().all()
+    # the derived tags equal the rule the loader applied before tags became side events
+    folder = CATALOG["lastfm-2k"].find(real_data_dir)
+    names = pd.read_csv(folder / "tags.dat", sep="\t", encoding="latin-1", dtype=str, keep_default_na=False)
+    name = dict(zip(names["tagID"], names["tagValue"].str.replace("|", "/", regex=False).str.strip(), strict=True))
+    ta = pd.read_csv(folder / "user_taggedartists.dat", sep="\t", dtype=str)
+    counts: dict[str, dict[str, int]] = {}
+    for a, t in zip(ta["artistID"], ta["tagID"], strict=True):
+        if name.get(t):
+            counts.setdefault(a, {}).setdefault(name[t], 0)
+            counts[a][name[t]] += 1
+    old = {a: "|".join(sorted(c, key=lambda v: (-c[v], v))[:20]) for a, c in counts.items()}
+    assert ds.items["tags"].tolist() == [old.get(a, "") for a in ds.item_ids.ids]
 
 
 @pytest.mark.integration

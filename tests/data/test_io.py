@@ -159,7 +159,7 @@ def test_load_directory_bad_schema(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"unknown column kind.*'words'.*use one of"):
         load_directory(tmp_path)
     _write(tmp_path / "schema.json", '{"item": {"title": "text"}}')
-    with pytest.raises(DataError, match=r"keys 'items' and/or 'users'; got \['item'\]"):
+    with pytest.raises(DataError, match=r"keys 'items', 'users' and/or 'derived_items'; got \['item'\]"):
         load_directory(tmp_path)
     _write(tmp_path / "schema.json", '{"items": {"genre": "multi"}}')
     with pytest.raises(DataError, match=r"names column\(s\) \['genre'\] that items\.csv lacks"):
@@ -289,3 +289,28 @@ def test_read_interactions_file_errors(tmp_path: Path) -> None:
         read_interactions_file(_write(tmp_path / "r.csv", "user,item,rating\nu,i,\n"))
     with pytest.raises(DataError, match=r"empty item id at row 1"):
         read_interactions_file(_write(tmp_path / "id.csv", "user,item\nu,\n"))
+
+
+def test_side_events_with_times_values_and_a_derived_column_round_trip(tmp_path: Path) -> None:
+    root = tmp_path / "d"
+    _write(root / "interactions.tsv", "user\titem\ttimestamp\nu1\ti1\t5\nu2\ti2\t6\n")
+    _write(root / "items.tsv", "item\ttitle\ni1\tOne thing\ni2\tTwo things\n")  # no tags column: it is derived
+    _write(root / "side_events.tsv", "user\titem\tkind\ttimestamp\tvalue\nu1\ti2\ttag\t3\tNA\nu2\ti2\ttag\t\tnull\n"
+                                     "u1\ti1\ttag\t4\t1984\n")
+    _write(root / "schema.json", json.dumps({"items": {"title": "text"},
+                                             "derived_items": {"tags": {"kind": "tag", "top": 5}}}))
+    ds = load_directory(root)
+    assert ds.side_events["value"].tolist() == ["NA", "null", "1984"]  # values are text, never NA markers
+    assert ds.side_events["timestamp"].isna().tolist() == [False, True, False]
+    assert ds.items["tags"].tolist() == ["1984", "NA|null"] and ds.item_schema["tags"] == "multi"
+    back = load_directory(write_directory(ds, tmp_path / "out"))
+    _assert_same(ds, back)
+    assert back.derived_items == ds.derived_items
+    assert json.loads((tmp_path / "out" / "schema.json").read_text())["derived_items"] == {
+        "tags": {"kind": "tag", "top": 5}}
+    _write(root / "schema.json", json.dumps({"derived_items": {"tags": {"kind": "tag", "top": 0}}}))
+    with pytest.raises(DataError, match=r"derived_items\['tags'\]: DerivedColumn.top must be"):
+        load_directory(root)
+    _write(root / "schema.json", json.dumps({"derived_items": {"tags": "tag"}}))
+    with pytest.raises(DataError, match=r"derived_items\['tags'\] must be"):
+        load_directory(root)

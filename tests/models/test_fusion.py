@@ -29,7 +29,7 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cold(world):
-    return cold_item_split(world, frac=0.25, seed=0)
+    return cold_item_split(world, frac=0.25, seed=0, valid_frac=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_cold_items_are_ranked_from_the_modality_that_carries_the_signal(modalit
     BENCHMARKS.md."""
     cfg = SyntheticConfig(n_users=300, n_items=120, seed=3, signal=(modality,), mean_events=25, noise=0.3,
                           media=True, image_size=16)
-    split = cold_item_split(generate(cfg, media_dir=tmp_path / "media"), frac=0.25, seed=0)
+    split = cold_item_split(generate(cfg, media_dir=tmp_path / "media"), frac=0.25, seed=0, valid_frac=0.0)
     tower = {**TINY, "content_map": False}
     with_it = Fusion(FusionConfig(**tower, cache_dir=str(tmp_path))).fit(split.train)
     without = Fusion(FusionConfig(**{**tower, modality: False}, cache_dir=str(tmp_path))).fit(split.train)

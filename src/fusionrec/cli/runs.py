@@ -22,6 +22,11 @@ from fusionrec.cli.common import (
 from fusionrec.errors import ConfigError
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder holding the datasets (or $FUSIONREC_DATA).")]
+KeepSide = Annotated[bool, typer.Option(
+    "--keep-heldout-side-events",
+    help="LEAKAGE: keep the side tables whole instead of the split's training view, so side events on "
+         "held-out (user, item) pairs, after the split time and on cold items (and the tags derived from "
+         "them) reach training. Only to measure that leak.")]
 
 
 @friendly_errors
@@ -38,6 +43,7 @@ def train(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
     tune: Annotated[bool, typer.Option("--tune/--no-tune", help="With a valid set: grid-search the settings not fixed by --config/--set.")] = True,
     init: Annotated[Path | None, typer.Option("--init", help="Start from the weights of this run (e.g. from 'fusionrec pretrain').")] = None,
+    keep_heldout_side_events: KeepSide = False,
 ) -> None:
     """Train a model and save the run (weights, id maps, config, validation metrics).
 
@@ -63,7 +69,7 @@ def train(
     console.quiet = out.quiet = quiet[0] or rank != 0  # one rank talks
     try:
         _train(rec, is_torch, rank, dataset, model, out_dir, data_dir, train_file,
-               valid_file, settings, split, seed, tune)
+               valid_file, settings, split, seed, tune, keep_heldout_side_events)
     finally:
         console.quiet, out.quiet = quiet
         if started:
@@ -83,6 +89,7 @@ def pretrain(
     set_: Annotated[list[str] | None, typer.Option("--set", help="key=value model setting (repeatable).")] = None,
     split: Annotated[str, typer.Option("--split", help="Without --train-file: pretrain on this split's training part.")] = "loo",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
+    keep_heldout_side_events: KeepSide = False,
 ) -> None:
     """Self-supervised pretraining (content aligned with behaviour); fine-tune with 'train --init OUT'."""
     from fusionrec.data import catalog
@@ -96,7 +103,9 @@ def pretrain(
         raise ConfigError(f"model {model!r} has no self-supervised stage; use --model fusion")
     with step(f"loading {dataset}"):
         data = catalog.load(dataset, data_dir)
-    train_part = S.from_files(data, train_file).train if train_file is not None else make_split(data, split, seed).train
+    keep = keep_heldout_side_events
+    train_part = (S.from_files(data, train_file, keep_heldout_side_events=keep).train if train_file is not None
+                  else make_split(data, split, seed, keep_heldout_side_events=keep).train)
     rec.pretrain_only = True
     with step(f"pretraining {model} ({rec.config.pretrain_epochs} epochs) on {train_part.n_interactions:,} interactions"), \
             Stopwatch() as t:
@@ -132,7 +141,8 @@ def _start_distributed(rec: object) -> tuple[int, bool]:
 
 
 def _train(rec, is_torch, rank, dataset, model, out_dir, data_dir, train_file, valid_file, settings, split, seed,  # type: ignore[no-untyped-def]
-           tune) -> None:
+           tune, keep_side) -> None:
+    import dataclasses
     import shutil
 
     from fusionrec.data import catalog
@@ -144,10 +154,10 @@ def _train(rec, is_torch, rank, dataset, model, out_dir, data_dir, train_file, v
     with step(f"loading {dataset}"):
         data = catalog.load(dataset, data_dir)
     if train_file is not None:
-        parts = S.from_files(data, train_file, valid=valid_file)
+        parts = S.from_files(data, train_file, valid=valid_file, keep_heldout_side_events=keep_side)
         split_name = "files"
     else:
-        parts = make_split(data, split, seed)
+        parts = make_split(data, split, seed, keep_heldout_side_events=keep_side)
         split_name = split
         if valid_file is not None:
             vs = S.from_files(data, valid_file)
@@ -160,6 +170,10 @@ def _train(rec, is_torch, rank, dataset, model, out_dir, data_dir, train_file, v
     info = {"dataset": dataset, "data_dir": str(data_dir) if data_dir else None, "split": split_name,
             "train_file": str(train_file) if train_file else None,
             "valid_file": str(valid_file) if valid_file else None, "settings": settings}
+    if keep_side:
+        info["keep_heldout_side_events"] = True
+    if parts.side_events_dropped is not None and parts.side_events_dropped.total:
+        info["side_events_dropped"] = dataclasses.asdict(parts.side_events_dropped)
     kwargs = {"info": info, "tune_settings": settings if tune else None, "on_trial": on_trial}
     what = f"training {model} on {parts.train.n_interactions:,} interactions"
     if is_torch:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from fusionrec.data import io
 from fusionrec.data.schema import MULTI_SEP, Dataset
+from fusionrec.data.side_events import DerivedColumn
 from fusionrec.errors import DataError, unknown_name
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 ENV_VAR = "FUSIONREC_DATA"
 SYNTHETIC = "synthetic"
 MAX_ARTIST_TAGS = 20
+MAX_MOVIE_TAGS = 20
 
 _MOVIELENS_CITATION = ("F. M. Harper & J. A. Konstan, 'The MovieLens Datasets: History and Context', ACM TiiS "
                        "5(4), 2015. GroupLens license: research use only, no commercial use, no redistribution.")
@@ -98,14 +100,6 @@ def _csv(path: Path, cols: tuple[str, ...], str_cols: tuple[str, ...]) -> pd.Dat
     return _check_columns(df, cols, path)
 
 
-def _join_groups(keys: pd.Series, values: pd.Series) -> dict[str, str]:
-    """``{key: "v1|v2|..."}`` with values in the given order (plain Python: fast for many small groups)."""
-    out: dict[str, list[str]] = {}
-    for k, v in zip(keys.to_numpy(object), values.to_numpy(object), strict=True):
-        out.setdefault(k, []).append(v)
-    return {k: MULTI_SEP.join(v) for k, v in out.items()}
-
-
 def _isin(values: pd.Series, allowed: pd.Series) -> np.ndarray:
     """Boolean mask of ``values`` found in ``allowed`` (hash lookup on object arrays)."""
     return pd.Index(allowed.to_numpy(object)).get_indexer(values.to_numpy(object)) >= 0
@@ -144,7 +138,13 @@ def load_ml_100k(folder: Path) -> Dataset:
 
 
 def load_ml_latest_small(folder: Path) -> Dataset:
-    """MovieLens latest-small, with tags and (when the sibling poster folder exists) poster paths."""
+    """MovieLens latest-small, with tags and (when the sibling poster folder exists) poster paths.
+
+    Each row of ``tags.csv`` is a side event ``(user, movie, kind="tag", value=lower-cased tag,
+    timestamp)``. The movies' ``tags`` column is derived from those events: each movie's
+    ``MAX_MOVIE_TAGS`` (20) most used tags, most used first, ties by tag (this replaced "all distinct
+    tags in file order"), so a split rebuilds it from its training view.
+    """
     r = _csv(folder / "ratings.csv", ("userId", "movieId", "rating", "timestamp"), ("userId", "movieId"))
     inter = pd.DataFrame({"user": r["userId"], "item": r["movieId"], "rating": r["rating"],
                           "timestamp": r["timestamp"]})
@@ -157,11 +157,16 @@ def load_ml_latest_small(folder: Path) -> Dataset:
         "year": pd.to_numeric(parts["year"], errors="coerce").astype(np.float64),
         "genres": m["genres"].replace("(no genres listed)", ""),
     })
-    t = _csv(folder / "tags.csv", ("movieId", "tag"), ("movieId", "tag"))
-    t = pd.DataFrame({"item": t["movieId"], "tag": _strip_sep(t["tag"]).str.lower()})
-    t = t[t["tag"] != ""].drop_duplicates()
-    tags = _join_groups(t["item"], t["tag"])
-    items["tags"] = [tags.get(i, "") for i in items["item"].to_numpy(object)]
+    t = _csv(folder / "tags.csv", ("userId", "movieId", "tag", "timestamp"), ("userId", "movieId", "tag"))
+    known = _isin(t["movieId"], items["item"])
+    if not known.all():
+        log.warning("ml-latest-small: dropped %d tags of %d movie ids missing from movies.csv",
+                    int((~known).sum()), t.loc[~known, "movieId"].nunique())
+    t = t.loc[known]
+    side = pd.DataFrame({"user": t["userId"].to_numpy(), "item": t["movieId"].to_numpy(), "kind": "tag",
+                         "timestamp": t["timestamp"].to_numpy(),
+                         "value": _strip_sep(t["tag"]).str.lower().to_numpy()})
+    items["tags"] = ""  # derived from the tag events below (keeps the column's place)
     schema = {"title": "text", "year": "numeric", "genres": "multi", "tags": "multi"}
     posters = folder.parent / "ml-latest-small-posters" / "images"
     if posters.is_dir():
@@ -172,7 +177,8 @@ def load_ml_latest_small(folder: Path) -> Dataset:
         schema["poster"] = "image"
         log.info("ml-latest-small: posters for %d of %d movies", items["poster"].notna().sum(), len(items))
     return Dataset.from_frames(inter, items=items, item_schema=schema, name="ml-latest-small",
-                               source=str(folder / "ratings.csv"))
+                               source=str(folder / "ratings.csv"), side_events=side,
+                               derived_items={"tags": DerivedColumn(kind="tag", top=MAX_MOVIE_TAGS)})
 
 
 def _lastfm_interactions(folder: Path) -> pd.DataFrame:
@@ -182,38 +188,46 @@ def _lastfm_interactions(folder: Path) -> pd.DataFrame:
 
 
 def load_lastfm_2k(folder: Path) -> Dataset:
-    """HetRec 2011 Last.fm 2K: listening counts (no timestamps), artist names and tags, friends, and the
-    artists each user tagged (side events of kind ``tagged``)."""
+    """HetRec 2011 Last.fm 2K: listening counts (no timestamps), artist names and tags, friends, and every
+    tag assignment as a side event.
+
+    Each row of ``user_taggedartists.dat`` (of an artist in ``artists.dat``) is a side event
+    ``(user, artist, kind="tag", value=tag text from tags.dat, timestamp=its day/month/year at
+    00:00 UTC)``. The artists' ``tags`` column is derived from those events: each artist's
+    ``MAX_ARTIST_TAGS`` (20) most used tags, most used first, ties by tag.
+    """
     inter = _lastfm_interactions(folder)
     artists = _read(folder / "artists.dat", str_cols=("id", "name"))
     items = pd.DataFrame({"item": artists["id"], "name": artists["name"]})
     tag_names = _read(folder / "tags.dat", encoding="latin-1", str_cols=("tagID", "tagValue"))
-    tagged = _read(folder / "user_taggedartists.dat", str_cols=("userID", "artistID", "tagID"))
+    tagged = _check_columns(_read(folder / "user_taggedartists.dat", str_cols=("userID", "artistID", "tagID")),
+                            ("day", "month", "year"), folder / "user_taggedartists.dat")
     known = _isin(tagged["artistID"], items["item"])
     if not known.all():
         log.warning("lastfm-2k: dropped %d tag assignments of %d artist ids missing from artists.dat",
                     int((~known).sum()), tagged.loc[~known, "artistID"].nunique())
     tagged = tagged.loc[known]
-    # who tagged which artist: a second behaviour (72% of these pairs are artists outside the user's
-    # top-50 listening list), an input for models that read side events, never a target
-    pairs = tagged[["userID", "artistID"]].drop_duplicates()
-    side = pd.DataFrame({"user": pairs["userID"].to_numpy(), "item": pairs["artistID"].to_numpy(), "kind": "tagged"})
-    tagged = tagged[["artistID", "tagID"]]
+    # who tagged which artist with what: a second behaviour (72% of the tagged pairs are artists outside the
+    # user's top-50 listening list), an input for models that read side events, never a target
     tag_value = pd.Series(_strip_sep(tag_names["tagValue"]).to_numpy(), index=tag_names["tagID"].to_numpy())
-    tagged = pd.DataFrame({"item": tagged["artistID"].to_numpy(), "tag": tagged["tagID"].map(tag_value).to_numpy()})
-    tagged = tagged.dropna()
-    tagged = tagged[tagged["tag"] != ""]
-    counts = tagged.groupby(["item", "tag"]).size().rename("n").reset_index()
-    counts = counts.sort_values(["item", "n", "tag"], ascending=[True, False, True], kind="stable")
-    counts = counts.groupby("item", sort=False).head(MAX_ARTIST_TAGS)
-    top = _join_groups(counts["item"], counts["tag"])
-    items["tags"] = [top.get(i, "") for i in items["item"].to_numpy(object)]
+    side = pd.DataFrame({"user": tagged["userID"].to_numpy(), "item": tagged["artistID"].to_numpy(), "kind": "tag",
+                         "timestamp": _day_seconds(tagged), "value": tagged["tagID"].map(tag_value).to_numpy()})
+    items["tags"] = ""  # derived from the tag events (Dataset.derived_items)
     friends = _read(folder / "user_friends.dat", str_cols=("userID", "friendID"))
     social = pd.DataFrame({"user": friends["userID"], "friend": friends["friendID"]})
     kg, ents = _lastfm_kg(folder.parent / "kg-lastfm-kgcn", items["item"])
     return Dataset.from_frames(inter, items=items, social=social, kg=kg, item_entities=ents, side_events=side,
                                item_schema={"name": "text", "tags": "multi"},
+                               derived_items={"tags": DerivedColumn(kind="tag", top=MAX_ARTIST_TAGS)},
                                name="lastfm-2k", source=str(folder / "user_artists.dat"))
+
+
+def _day_seconds(df: pd.DataFrame) -> np.ndarray:
+    """Unix seconds of a ``day, month, year`` table (00:00 UTC); NaN where the date is not a valid one."""
+    parts = {k: pd.to_numeric(df[k], errors="coerce") for k in ("day", "month", "year")}
+    when = pd.to_datetime(pd.DataFrame(parts), errors="coerce", utc=True)
+    secs = (when - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    return secs.astype("float64").to_numpy()
 
 
 def _lastfm_kg(kg_folder: Path, artists: pd.Series) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:

@@ -8,9 +8,14 @@ A dataset directory holds one file per table, named after the table::
     social.*                         user, friend, [weight]
     kg.*                             head, relation, tail
     item_entities.*                  item, entity
-    side_events.*                    user, item, [kind]   (other behaviours, e.g. tagging; inputs only)
+    side_events.*                    user, item, [kind], [timestamp], [value]   (other behaviours, e.g.
+                                     tagging; inputs only; an empty timestamp = untimed)
     schema.json                      {"items": {"col": "text|categorical|multi|numeric|image|audio"},
-                                      "users": {...}}
+                                      "users": {...},
+                                      "derived_items": {"tags": {"kind": "tag", "top": 20}}}
+
+``derived_items`` (optional) names item columns built from side-event values
+(:class:`~fusionrec.data.side_events.DerivedColumn`); they are rebuilt on load.
 
 CSV/TSV files have a header row. Ids are read as strings, so ``"007"`` stays ``"007"``.
 Image and audio columns hold paths relative to the directory; they are resolved to absolute paths.
@@ -30,6 +35,7 @@ import pandas as pd
 
 from fusionrec.atomic import atomic_write_dir
 from fusionrec.data.schema import COLUMN_KINDS, Dataset
+from fusionrec.data.side_events import DerivedColumn
 from fusionrec.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -123,17 +129,26 @@ def find_table(root: Path, table: str) -> Path | None:
     return found[0] if found else None
 
 
-def _read_schema(root: Path) -> dict[str, dict[str, str]]:
+def _read_schema(root: Path) -> tuple[dict[str, dict[str, str]], dict[str, DerivedColumn]]:
     path = root / SCHEMA_FILE
     if not path.is_file():
-        return {"items": {}, "users": {}}
+        return {"items": {}, "users": {}}, {}
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise DataError(f"{path} is not valid JSON ({e}); fix it or delete it to infer column kinds.") from e
-    if not isinstance(raw, dict) or set(raw) - {"items", "users"}:
+    if not isinstance(raw, dict) or set(raw) - {"items", "users", "derived_items"}:
         got = list(raw) if isinstance(raw, dict) else type(raw).__name__
-        raise DataError(f"{path} must be an object with keys 'items' and/or 'users'; got {got}.")
+        raise DataError(f"{path} must be an object with keys 'items', 'users' and/or 'derived_items'; got {got}.")
+    derived: dict[str, DerivedColumn] = {}
+    for col, spec in (raw.get("derived_items") or {}).items():
+        if not isinstance(spec, dict) or set(spec) - {"kind", "top"} or "kind" not in spec:
+            raise DataError(f"{path}: derived_items[{col!r}] must be {{\"kind\": \"tag\", \"top\": 20}} (top "
+                            f"optional); got {spec!r}.")
+        try:
+            derived[col] = DerivedColumn(**spec)
+        except ValueError as e:
+            raise DataError(f"{path}: derived_items[{col!r}]: {e}") from e
     out: dict[str, dict[str, str]] = {}
     for key in ("items", "users"):
         sch = raw.get(key, {})
@@ -143,7 +158,7 @@ def _read_schema(root: Path) -> dict[str, dict[str, str]]:
         if bad:
             raise DataError(f"{path}: unknown column kind(s) {bad} in {key!r}; use one of {list(COLUMN_KINDS)}.")
         out[key] = dict(sch)
-    return out
+    return out, derived
 
 
 def _apply_kinds(df: pd.DataFrame, schema: dict[str, str], root: Path, path: Path) -> pd.DataFrame:
@@ -205,21 +220,25 @@ def load_directory(path: str | Path, name: str | None = None) -> Dataset:
     if inter_file is None:
         has = sorted(p.name for p in root.iterdir())[:20]
         raise DataError(f"{root} has no interactions file; expected {expected}. It has: {has}.")
-    schema = _read_schema(root)
+    schema, derived = _read_schema(root)
     frames: dict[str, pd.DataFrame | None] = {}
     for table, f in files.items():
         if f is None:
             frames[table] = None
             continue
         sch = schema["items"] if table == "items" else schema["users"] if table == "users" else {}
-        df = read_table(f, str_columns=[c for c, k in sch.items() if k != "numeric"])
+        if table == "items":  # derived columns are rebuilt from the side events: the file may lack them
+            sch = {c: k for c, k in sch.items() if c not in derived}
+        strs = [c for c, k in sch.items() if k != "numeric"] + (["value"] if table == "side_events" else [])
+        df = read_table(f, str_columns=strs)
         if table in ("items", "users"):
             df = _apply_kinds(df, sch, root, f)
         frames[table] = df
     ds = Dataset.from_frames(
         read_table(inter_file), items=frames["items"], users=frames["users"], social=frames["social"], kg=frames["kg"],
         item_entities=frames["item_entities"], side_events=frames["side_events"], item_schema=schema["items"], user_schema=schema["users"],
-        name=name or root.resolve().name, source=str(inter_file), meta={"path": str(root.resolve())})
+        name=name or root.resolve().name, source=str(inter_file), meta={"path": str(root.resolve())},
+        derived_items=derived)
     log.info("loaded %r from %s: %d users, %d items, %d interactions",
              ds.name, root, ds.n_users, ds.n_items, ds.n_interactions)
     return ds
@@ -290,11 +309,18 @@ def write_directory(ds: Dataset, out: str | Path, *, overwrite: bool = False) ->
             _write_tsv(pd.DataFrame({"item": ds.item_ids.raw(ds.item_entities["item"].to_numpy()),
                                      "entity": ds.item_entities["entity"].to_numpy()}), tmp / "item_entities.tsv")
         if ds.side_events is not None:
-            _write_tsv(pd.DataFrame({"user": ds.user_ids.raw(ds.side_events["user"].to_numpy()),
-                                     "item": ds.item_ids.raw(ds.side_events["item"].to_numpy()),
-                                     "kind": ds.side_events["kind"].to_numpy()}), tmp / "side_events.tsv")
-        schema = {"items": dict(ds.item_schema) if ds.items is not None else {},
-                  "users": dict(ds.user_schema) if ds.users is not None else {}}
+            side = ds.side_events
+            sdf = pd.DataFrame({"user": ds.user_ids.raw(side["user"].to_numpy()),
+                                "item": ds.item_ids.raw(side["item"].to_numpy()),
+                                "kind": side["kind"].to_numpy()})
+            for c in ("timestamp", "value"):
+                if c in side.columns:
+                    sdf[c] = side[c].array
+            _write_tsv(sdf, tmp / "side_events.tsv")
+        schema: dict[str, object] = {"items": dict(ds.item_schema) if ds.items is not None else {},
+                                     "users": dict(ds.user_schema) if ds.users is not None else {}}
+        if ds.derived_items:
+            schema["derived_items"] = {c: {"kind": d.kind, "top": d.top} for c, d in ds.derived_items.items()}
         (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
 
     atomic_write_dir(out, fill)

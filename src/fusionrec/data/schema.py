@@ -8,12 +8,15 @@ items          item, then text / categorical / multi / numeric / image / audio c
 users          user, then categorical / numeric columns
 social         user, friend, [weight]
 kg             head, relation, tail  (+ ``item_entities``: item -> entity)
-side_events    user, item, kind  (other behaviours, e.g. tagging: inputs, never targets)
+side_events    user, item, kind, [timestamp], [value]  (other behaviours, e.g. tagging: inputs, never targets)
 =============  ==========================================================
 
 Raw ids are strings at the edges; inside, ``interactions.user`` / ``.item`` are dense
 indices into :attr:`Dataset.user_ids` / :attr:`Dataset.item_ids`. Side tables are indexed by
-the same dense indices. Splits share id maps and side tables and differ only in interactions.
+the same dense indices. Item columns may be derived from side events (:attr:`Dataset.derived_items`,
+e.g. lastfm-2k's artist ``tags`` from its tag assignments). The parts of a split share the id maps
+and carry the split's *training view* of the side tables (:mod:`fusionrec.data.views`): nothing of a
+held-out event reaches training through them.
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from fusionrec.data.idmap import IdMap
+from fusionrec.data.side_events import MULTI_SEP, DerivedColumn, derive_items, index_side_events
 from fusionrec.errors import DataError
 
 log = logging.getLogger(__name__)
 
 ColumnKind = Literal["text", "categorical", "multi", "numeric", "image", "audio"]
 COLUMN_KINDS: tuple[str, ...] = ("text", "categorical", "multi", "numeric", "image", "audio")
-MULTI_SEP = "|"
 
 
 def _require(df: pd.DataFrame, cols: list[str], source: str) -> None:
@@ -104,9 +107,11 @@ class Dataset:
     name: str = "dataset"
     has_timestamps: bool = True
     meta: dict[str, object] = field(default_factory=dict)
-    # other behaviours than the interactions (lastfm-2k: the artists a user tagged). Splits keep all of
-    # them: they are inputs a model may read at any time, never evaluation targets.
-    side_events: pd.DataFrame | None = None  # user:int64, item:int64, kind:str
+    # other behaviours than the interactions (lastfm-2k: every tag assignment). Inputs a model may read,
+    # never evaluation targets; a split keeps only its training view of them (fusionrec.data.views).
+    side_events: pd.DataFrame | None = None  # user:int64, item:int64, kind:str, [timestamp:Int64], [value:str]
+    # item columns built from side-event values (lastfm-2k: "tags" = each artist's 20 most used tags)
+    derived_items: dict[str, DerivedColumn] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -125,12 +130,19 @@ class Dataset:
         source: str = "interactions",
         meta: dict[str, object] | None = None,
         side_events: pd.DataFrame | None = None,
+        derived_items: dict[str, DerivedColumn] | None = None,
     ) -> Dataset:
         """Validate raw-id tables and index them.
 
         The item universe is the items table plus any item in the interactions when there is no
         items table; with an items table, an interaction's item must be in it. Users are the union
-        of interaction users, the users table and the social graph.
+        of interaction users, the users table, the social graph and the side events.
+
+        ``side_events`` holds ``user, item`` and optionally ``kind`` (default ``"event"``),
+        ``timestamp`` (unix seconds; empty = untimed) and ``value`` (e.g. a tag). Each column of
+        ``derived_items`` is built here from the side events' values (replacing an items-table
+        column of that name in place, else appended) and declared ``multi``; it needs an items
+        table and side events with a ``value`` column.
         """
         inter = interactions.copy()
         _require(inter, ["user", "item"], source)
@@ -184,7 +196,7 @@ class Dataset:
             _require_ids(social, ["user", "friend"], "social table")
             user_cols += [social["user"], social["friend"]]
         if side_events is not None:
-            side_events = side_events.copy()
+            side_events = side_events.reset_index(drop=True)
             _require_ids(side_events, ["user", "item"], "side events table")
             user_cols.append(side_events["user"])
         user_ids = IdMap.from_values(*user_cols)
@@ -216,14 +228,18 @@ class Dataset:
                 "friend": user_ids.lookup(social["friend"]),
                 "weight": w.to_numpy(np.float32),
             })
-        side_df = None
-        if side_events is not None:
-            kind = side_events["kind"].astype(str) if "kind" in side_events.columns else pd.Series(["event"] * len(side_events))
-            side_df = pd.DataFrame({
-                "user": user_ids.lookup(side_events["user"]),
-                "item": item_ids.index(side_events["item"], what="item", source="side events table"),
-                "kind": kind.to_numpy(),
-            })
+        side_df = None if side_events is None else index_side_events(side_events, user_ids, item_ids)
+        derived = dict(derived_items or {})
+        if derived:
+            if items_df is None or side_df is None or "value" not in side_df.columns:
+                raise DataError(f"derived item columns {sorted(derived)} need an items table and side events "
+                                f"with a 'value' column; pass items=... and side_events=... with values, or "
+                                f"drop derived_items.")
+            for col, spec in derived.items():
+                if not isinstance(spec, DerivedColumn):
+                    raise DataError(f"derived_items[{col!r}] must be a DerivedColumn(kind=..., top=...), got "
+                                    f"{type(spec).__name__}")
+            items_df = derive_items(items_df, side_df, derived)
         ent_df = None
         if item_entities is not None:
             _require(item_entities, ["item", "entity"], "item-entity map")
@@ -235,6 +251,8 @@ class Dataset:
             kg_df = kg[["head", "relation", "tail"]].astype(str).reset_index(drop=True)
 
         ischema = dict(item_schema or {})
+        for col in derived:
+            ischema[col] = "multi"
         if items_df is not None:
             for c in items_df.columns:
                 ischema.setdefault(c, infer_kind(c, items_df[c]))
@@ -247,12 +265,30 @@ class Dataset:
             if bad:
                 raise DataError(f"{s_name} schema: unknown column kind(s) {bad}; use one of {list(COLUMN_KINDS)}")
         return cls(out, user_ids, item_ids, items_df, users_df, social_df, kg_df, ent_df,
-                   ischema, uschema, name, has_ts, dict(meta or {}), side_df)
+                   ischema, uschema, name, has_ts, dict(meta or {}), side_df, derived)
 
     def with_interactions(self, interactions: pd.DataFrame, *, name: str | None = None) -> Dataset:
         """The same dataset (id maps, side tables) with other interactions (dense indices)."""
         return dataclasses.replace(self, interactions=interactions.reset_index(drop=True),
                                    name=name or self.name)
+
+    def with_side_events(self, side_events: pd.DataFrame | None) -> Dataset:
+        """The same dataset with other side events (dense indices) and its derived item columns rebuilt
+        from them (:attr:`derived_items`); a split's training view is made this way."""
+        side = None if side_events is None else side_events.reset_index(drop=True)
+        items = self.items
+        if self.derived_items and items is not None:
+            items = derive_items(items, side, self.derived_items)
+        return dataclasses.replace(self, side_events=side, items=items)
+
+    def with_derived_items(self) -> Dataset:
+        """The same dataset with its derived item columns rebuilt from its own side events.
+
+        Examples
+        --------
+        >>> ds = ds.with_side_events(ds.side_events.iloc[:10]).with_derived_items()  # doctest: +SKIP
+        """
+        return self.with_side_events(self.side_events)
 
     def interactions_from_raw(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
         """Index a raw-id interactions frame (user, item, [timestamp], [rating]) with this dataset's maps.
@@ -324,7 +360,10 @@ class Dataset:
         return m
 
     def side_matrix(self, kind: str | None = None) -> sp.csr_matrix:
-        """(n_users, n_items) count of side events (of one ``kind``, or all), zero without any."""
+        """(n_users, n_items) count of side events (of one ``kind``, or all), zero without any.
+
+        A pair with several events (e.g. several tags) counts each; binarise with ``m.data[:] = 1``.
+        """
         df = self.side_events
         if df is not None and kind is not None:
             df = df[df["kind"] == kind]
