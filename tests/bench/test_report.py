@@ -81,7 +81,13 @@ def test_cli_report_check_exits_nonzero_naming_the_stale_table(tmp_path: Path, r
 
 def test_a_table_without_rows_says_how_to_make_them(tmp_path: Path) -> None:
     text, changed = regenerate("<!-- bench:demo -->\n<!-- /bench:demo -->", TABLES, tmp_path / "none", tmp_path)
-    assert changed == ["demo"] and "No rows yet" in text and "`fusionrec bench demo`" in text
+    assert changed == ["demo"] and "No rows for this table yet" in text and "`fusionrec bench demo`" in text
+
+
+def test_a_marker_quoted_in_prose_is_not_a_table(tmp_path: Path, results: Path) -> None:
+    text = "Tables sit between `<!-- bench:NAME -->` lines.\n" + PROSE
+    new, changed = regenerate(text, TABLES, results, results.parent)
+    assert changed == ["demo"] and new.startswith("Tables sit between `<!-- bench:NAME -->` lines.\n# Benchmarks")
 
 
 def test_unknown_and_unclosed_markers_are_errors(tmp_path: Path) -> None:

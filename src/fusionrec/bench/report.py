@@ -6,7 +6,8 @@ a group (the latest row per (group, seed) when a measurement was repeated) each 
 shows ``mean ± std (n)``; then come the seeds and a link to each row's provenance (short commit,
 ``+dirty`` when the tree had uncommitted changes).
 
-In the markdown file a table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``;
+In the markdown file a table sits between the lines ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``
+(each marker alone on its line, so prose may quote a marker);
 :func:`update_markdown` rewrites only what lies between such markers, so the prose stays as written.
 
 Examples
@@ -166,7 +167,7 @@ def render_rows(table: Table, rows: Sequence[Row], link: str) -> str:
     kept = [r for r in rows if _matches(r, table.where)]
     if not kept:
         how = f"; run `{table.command}`" if table.command else ""
-        return f"_No rows yet in `{link}`{how}._"
+        return f"_No rows for this table yet in `{link}`{how}._"
     latest: dict[str, dict[Any, Row]] = {}  # group key -> seed -> latest row
     labels: dict[str, list[Any]] = {}
     for r in kept:  # file order: a later row replaces an earlier one of the same (group, seed)
@@ -196,8 +197,8 @@ def render_table(table: Table, results_dir: str | Path = RESULTS_DIR, markdown_d
     return render_rows(table, read_rows(path), link)
 
 
-_OPEN = re.compile(r"<!-- bench:([^ ]+) -->")
-_BLOCK = re.compile(r"<!-- bench:([\w.-]+) -->\n?(.*?)<!-- /bench:\1 -->", re.S)
+_OPEN = re.compile(r"^<!-- bench:(\S+) -->[ \t]*$", re.M)
+_BLOCK = re.compile(r"^<!-- bench:([\w.-]+) -->[ \t]*\n(.*?)^<!-- /bench:\1 -->[ \t]*$", re.S | re.M)
 
 
 def regenerate(text: str, tables: Mapping[str, Table], results_dir: str | Path = RESULTS_DIR,
