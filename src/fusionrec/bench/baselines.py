@@ -41,13 +41,15 @@ def baseline(dataset: str, model: str, data_dir: str | Path | None, sets: list[s
 
     data = load(dataset, data_dir)
     split = leave_last_out(data) if data.has_timestamps else random_leave_one_out(data, seed=seed)
+    if split.valid is None:
+        raise ValueError(f"{dataset}: the leave-one-out split has no valid part to tune on")
     settings = {"seed": seed, **model_settings(model, None, model_sets(model, sets))}
     with Stopwatch() as tune_t:  # the CLI's default: settings not fixed are tuned on valid
         rec, trials = tune(model, settings, split.train, split.valid)
     chosen = {k: getattr(rec.config, k) for k in (trials[0]["settings"] if trials else {})}
     fit_seconds = next(tr["seconds"] for tr in trials if tr["settings"] == chosen)
     with Stopwatch() as te:
-        res = evaluate(rec, split.test, (10, 20), extra_history=split.valid.csr("order") if split.valid else None)
+        res = evaluate(rec, split.test, (10, 20), extra_history=split.valid.csr("order"))
     m = res.metrics
     return {"model": model, "settings": {**settings, **chosen}, "trials": len(trials),
             "protocol": split.name + "+valid-history", "HR@10": m["HR@10"], "NDCG@10": m["NDCG@10"],
@@ -117,7 +119,7 @@ def ablation(dataset: str, data_dir: str | Path | None, sets: list[str], switche
 
     ``vs full`` is each variant's NDCG@10 relative to the full model's of the same seed.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     for variant, extra in ablation_variants(dataset, data_dir, switches).items():
         row = baseline_in_subprocess(dataset, "fusion", data_dir, [*sets, *extra], seed=seed, command=command,
                                      suite="ablation", bench="ablation")

@@ -16,6 +16,7 @@ of every test user.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,9 @@ def linkpred(dataset: str, data_dir: str | Path | None, name: str, *, epochs: in
     triples = triples_from_dataset(load(dataset, data_dir))
     train, valid, test = split_triples(triples, 0.1, 0.1, seed=seed)
     model, _, loss = name.partition("-")
-    cfg = KGEConfig(model=model, dim=dim, epochs=epochs, seed=seed, **({"loss": loss} if loss else {}))
+    cfg = KGEConfig(model=model, dim=dim, epochs=epochs, seed=seed)
+    if loss:
+        cfg = replace(cfg, loss=loss)
     with Stopwatch() as t:
         kge = KGEmbedding(cfg).fit(train)
     v = link_prediction(kge, valid, triples)

@@ -137,12 +137,12 @@ def new_users(dataset: str, data_dir: str | Path | None, *, seed: int = 0, ks: t
         settings = {**settings, "seed": seed}
         with Stopwatch() as ft:
             m = build_model(model_name, settings).fit(rest)
-        v = evaluate(build_model(model_name, settings).fit(inner), valid, ks).metrics
+        vm = evaluate(build_model(model_name, settings).fit(inner), valid, ks).metrics
         r = evaluate(m, test, ks).metrics
         rows.append({"model": name, "settings": settings,
                      "protocol": f"10% of users with friends hidden (seed {seed}), ranked from friends only",
                      "Recall@20": r["Recall@20"], "NDCG@20": r["NDCG@20"], "Recall@10": r["Recall@10"],
-                     "NDCG@10": r["NDCG@10"], "valid_NDCG@20": v["NDCG@20"], "train_seconds": round(ft.seconds, 2),
+                     "NDCG@10": r["NDCG@10"], "valid_NDCG@20": vm["NDCG@20"], "train_seconds": round(ft.seconds, 2),
                      "tune_seconds": round(tt.seconds, 2) if name == "social" else 0.0,
                      "test_users": int(r["users"]), "valid_users": len(valid_users)})
     return rows

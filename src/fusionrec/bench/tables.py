@@ -6,19 +6,25 @@ A table appears in BENCHMARKS.md between ``<!-- bench:NAME -->`` and ``<!-- /ben
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fusionrec.bench.report import Column, Table
 
 
-def _settings(row: dict[str, Any]) -> str:
+def _settings(row: Mapping[str, Any]) -> str:
     """Chosen settings without the seed (the seeds have their own column)."""
     s = {k: v for k, v in (row.get("settings") or {}).items() if k != "seed"}
     return ", ".join(f"{k}={v}" for k, v in s.items()) or "—"
 
 
-def _per_fold(row: dict[str, Any]) -> str:
+def _per_fold(row: Mapping[str, Any]) -> str:
     return ", ".join(f"{v:.4f}" for v in row.get("RMSE per fold") or []) or "—"
+
+
+def _kge_settings(row: Mapping[str, Any]) -> str | None:
+    s = row.get("settings")
+    return "dim={dim}, epochs={epochs}, gamma={margin}, loss={loss}".format(**s) if s else None
 
 
 def _baselines(dataset: str) -> Table:
@@ -55,8 +61,7 @@ _KG_LINKPRED = Table(
     columns=(Column("MRR", "MRR"), Column("Hits@1", "Hits@1"), Column("Hits@3", "Hits@3"),
              Column("Hits@10", "Hits@10"), Column("valid MRR", "valid_MRR"),
              Column("train s", "train_seconds", "{:.0f}"),
-             Column("settings", lambda r: "dim={dim}, epochs={epochs}, gamma={margin}, loss={loss}".format(
-                 **r.get("settings", {})) if r.get("settings") else None, aggregate=False)),
+             Column("settings", _kge_settings, aggregate=False)),
     command="fusionrec bench kg linkpred --data-dir ../shared/datasets")
 
 _KG_REC = Table(

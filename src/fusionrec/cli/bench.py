@@ -7,6 +7,7 @@ prints a table of what it measured. ``bench report`` regenerates the tables of B
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -109,7 +110,7 @@ def ranking(
     command = command_line(ctx)
     rows = []
     for s in parse_seeds(seed):
-        rows += run_measure(lambda s=s: ranking_scale(users, items, dim, k, history, seed=s),
+        rows += run_measure(partial(ranking_scale, users, items, dim, k, history, seed=s),
                             f"ranking {users:,} users x {items:,} items, seed {s}", suite="ranking", bench="ranking",
                             dataset="random-factors", seed=s, command=command, out=out_file,
                             generator=generator_config(users, items, dim, history, s))
@@ -146,9 +147,8 @@ def cv(
                 console.print(f"  {name} fold {f + 1}/{folds}: NDCG@10 {res['NDCG@10']:.4f}{extra} "
                               f"({res['train_seconds']:.1f} s)", highlight=False)
 
-            rows += run_measure(lambda name=name, s=s, on_fold=on_fold: cross_validation(
-                                    dataset, name, root, model_sets(name, set_ or []), folds=folds, seed=s,
-                                    on_fold=on_fold),
+            rows += run_measure(partial(cross_validation, dataset, name, root, model_sets(name, set_ or []),
+                                        folds=folds, seed=s, on_fold=on_fold),
                                 f"{name} on {dataset}, {folds}-fold CV, seed {s}", suite="cv", bench="cv",
                                 dataset=dataset, seed=s, data_dir=root, command=command, out=out_file)
     show(f"{folds}-fold CV on {dataset}", rows, ["model", "seed", "RMSE", "RMSE std over folds", "MAE", "NDCG@10",

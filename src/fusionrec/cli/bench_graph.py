@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -63,7 +64,7 @@ def kg_linkpred(
     rows = []
     for s in parse_seeds(seed):
         for name in names(models, kg.LINKPRED_MODELS):
-            rows += run_measure(lambda name=name, s=s: kg.linkpred(kg.DATASET, root, name, epochs=epochs, dim=dim, seed=s),
+            rows += run_measure(partial(kg.linkpred, kg.DATASET, root, name, epochs=epochs, dim=dim, seed=s),
                                 f"{name}, {epochs} epochs, seed {s}", suite="kg", bench="kg linkpred",
                                 dataset=kg.DATASET, seed=s, data_dir=root, command=command, out=out_file)
     show("KG link prediction (filtered)", rows, ["model", "seed", "MRR", "Hits@1", "Hits@3", "Hits@10", "valid_MRR",
@@ -91,7 +92,7 @@ def kg_rec(
     rows = []
     for s in parse_seeds(seed):
         for name in names(models, kg.REC_MODELS):
-            rows += run_measure(lambda name=name, s=s: kg.rec(kg.DATASET, root, name, set_ or [], seed=s),
+            rows += run_measure(partial(kg.rec, kg.DATASET, root, name, set_ or [], seed=s),
                                 f"{name} on {kg.DATASET}, seed {s} (tuning on valid)", suite="kg", bench="kg rec",
                                 dataset=kg.DATASET, seed=s, data_dir=root, command=command, out=out_file)
     show(f"recommenders on {kg.DATASET}", rows, ["model", "seed", "NDCG@10", "HR@10", "NDCG@20", "train_seconds",
@@ -119,7 +120,7 @@ def social_rec(
     rows = []
     for s in parse_seeds(seed):
         for name in names(models, social.REC_MODELS):
-            rows += run_measure(lambda name=name, s=s: social.rec(social.DATASET, root, name, set_ or [], seed=s),
+            rows += run_measure(partial(social.rec, social.DATASET, root, name, set_ or [], seed=s),
                                 f"{name} on {social.DATASET}, seed {s} (tuning on valid)", suite="social",
                                 bench="social rec", dataset=social.DATASET, seed=s, data_dir=root, command=command,
                                 out=out_file)
@@ -149,7 +150,7 @@ def social_new_users(
 
     rows = []
     for s in parse_seeds(seed):
-        rows += run_measure(lambda s=s: social.new_users(social.DATASET, root, seed=s, on_trial=on_trial),
+        rows += run_measure(partial(social.new_users, social.DATASET, root, seed=s, on_trial=on_trial),
                             f"new users of {social.DATASET}, seed {s} ({len(social.NEW_USER_GRID)} settings tried)",
                             suite="social", bench="social new-users", dataset=social.DATASET, seed=s, data_dir=root,
                             command=command, out=out_file)
@@ -185,8 +186,8 @@ def explain_coverage(
     sets = model_settings(model, None, set_ or [])
     rows = []
     for s in parse_seeds(seed):
-        rows += run_measure(lambda s=s: explain.coverage(explain.DATASET, root, model, k=k, n_users=users,
-                                                         threads=threads, sets=sets, seed=s),
+        rows += run_measure(partial(explain.coverage, explain.DATASET, root, model, k=k, n_users=users, threads=threads,
+                                    sets=sets, seed=s),
                             f"{model} on {explain.DATASET}, top {k}, seed {s}", suite="explain",
                             bench="explain coverage", dataset=explain.DATASET, seed=s, data_dir=root, command=command,
                             out=out_file)

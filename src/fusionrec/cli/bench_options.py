@@ -75,7 +75,7 @@ def command_line(ctx: typer.Context, data_dir: Path | None = None) -> str:
         name = p.name or ""
         if getattr(p, "hidden", False) or name not in ctx.params:
             continue
-        v = data_dir if name == "data_dir" and data_dir is not None else ctx.params[name]
+        v: Any = data_dir if name == "data_dir" and data_dir is not None else ctx.params[name]
         source = ctx.get_parameter_source(name)
         if v is None or (isinstance(v, (list, tuple)) and not v) or (
                 source is not None and source.name == "DEFAULT" and name != "data_dir"):

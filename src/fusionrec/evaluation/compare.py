@@ -76,23 +76,19 @@ def per_user_metric(
         raise DataError("no runs given for a side of the comparison")
     name, k = parse_metric(metric)
     key = f"{name}@{k}"
-    users: np.ndarray | None = None
-    total: np.ndarray | None = None
+    per_run = []
     for r in runs:
         run = _load(r)
         if progress is not None:
             progress(_label(r))
         res = evaluate_run(run, test_events, (k,), history=history, candidates=candidates)
-        u = run.user_ids.raw(res.users).astype(str)
-        v = res.per_user[key]
-        if users is None:
-            order = np.argsort(u, kind="stable")
-            users, total = u[order], v[order].astype(np.float64)
-        else:
-            _, prev, v = pair_by_user(total, users, v, u)  # the same test users, whatever the run's id order
-            total = prev + v
-    assert users is not None and total is not None
-    return users, total / len(runs)
+        per_run.append((run.user_ids.raw(res.users).astype(str), res.per_user[key].astype(np.float64)))
+    users, total = per_run[0][0], per_run[0][1]
+    for u, v in per_run[1:]:  # the same test users, whatever each run's id order
+        users, total, v = pair_by_user(total, users, v, u)
+        total = total + v
+    order = np.argsort(users, kind="stable")
+    return users[order], total[order] / len(runs)
 
 
 def compare_runs(
