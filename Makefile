@@ -26,10 +26,14 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests
 
+# rows go to benchmarks/results/<suite>.jsonl (datasets from $FUSIONREC_DATA; a missing one is skipped),
+# then the tables of BENCHMARKS.md are regenerated from them
 bench: setup
-	$(VENV)/bin/fusionrec bench baselines --dataset ml-100k --out bench-out/baselines.jsonl
-	$(VENV)/bin/fusionrec bench baselines --dataset ml-latest-small --out bench-out/baselines.jsonl
-	$(VENV)/bin/fusionrec bench ranking --out bench-out/ranking.json
+	$(VENV)/bin/fusionrec bench baselines --dataset ml-100k
+	$(VENV)/bin/fusionrec bench baselines --dataset ml-latest-small
+	$(VENV)/bin/fusionrec bench ranking --users 100000 --items 100000
+	$(VENV)/bin/fusionrec bench ranking --users 6040 --items 3706
+	$(VENV)/bin/fusionrec bench report
 
 clean:
 	rm -rf $(VENV) bench-out .pytest_cache

@@ -6,6 +6,8 @@ import sys
 
 import typer
 
+from fusionrec.cli import bench as _bench
+from fusionrec.cli import compare as _compare
 from fusionrec.cli import datasets as _datasets
 from fusionrec.cli import experiments as _experiments
 from fusionrec.cli import explain as _explain
@@ -19,10 +21,11 @@ app.command("train")(_runs.train)
 app.command("pretrain")(_runs.pretrain)
 app.command("recommend")(_runs.recommend)
 app.command("evaluate")(_runs.evaluate)
+app.command("compare")(_compare.compare)
 app.command("explain")(_explain.explain)
 app.command("cv")(_experiments.cv)
 app.command("leaderboard")(_experiments.leaderboard)
-app.add_typer(_experiments.bench_app, name="bench")
+app.add_typer(_bench.app, name="bench")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -273,10 +273,7 @@ def evaluate(
     candidates: Annotated[Path | None, typer.Option("--candidates", help="One item id a line: rank only these.")] = None,
 ) -> None:
     """Full-ranking metrics of a run on a test file: a table, then one JSON object."""
-    import pandas as pd
-
-    from fusionrec.data.schema import Dataset
-    from fusionrec.evaluation import evaluate_ratings, score_recommendations
+    from fusionrec.evaluation import evaluate_run
     from fusionrec.run import Run
 
     ks = sorted(set(k or [10, 20]))
@@ -286,21 +283,11 @@ def evaluate(
     test_raw = _load_events(test_file)
     if test_raw is None or len(test_raw) == 0:
         raise ConfigError(f"test file {test_file} has no events")
-    extra = run.history_matrix(_load_events(history), source=str(history))
-    cand = run.candidate_mask(read_id_list(candidates, "item") if candidates is not None else None)
-    run.extend_users(test_raw["user"])
-    empty = pd.DataFrame({"user": [], "item": [], "timestamp": []})
-    test = Dataset(empty, run.user_ids, run.item_ids)
-    test = test.with_interactions(test.interactions_from_raw(test_raw, source=str(test_file)))
-    users = np.unique(test.interactions["user"].to_numpy())
-    with progress_bar("ranking", total=len(users)) as advance:
-        recs, _ = run.model.recommend(users, ks[-1], extra_history=extra, candidates=cand, progress=advance)
-    res = score_recommendations(recs, users, test, ks, seen=run.model.train_matrix_,
-                                popularity=run.model.item_popularity_, n_pop_users=run.model.n_users_)
+    cands = read_id_list(candidates, "item") if candidates is not None else None
+    with progress_bar("ranking", total=test_raw["user"].nunique()) as advance:
+        res = evaluate_run(run, test_raw, ks, history=_load_events(history), candidates=cands, progress=advance,
+                           test_source=str(test_file), history_source=str(history))
     metrics = dict(res.metrics)
-    if "rating" in test.interactions.columns and hasattr(run.model, "predict"):
-        metrics.update(evaluate_ratings(run.model, test))
     rows = [{"metric": name, "value": v} for name, v in metrics.items()]
     out.print(metrics_table(f"{run.info.get('model')} on {test_file.name}", rows, ["metric", "value"]))
     print_json({name: round(v, 6) if isinstance(v, float) else v for name, v in metrics.items()})
-

@@ -22,7 +22,10 @@ from fusionrec.errors import ConfigError
 from fusionrec.evaluation import metrics as M
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from fusionrec.models.base import Recommender
+    from fusionrec.run import Run
 
 
 @dataclass
@@ -170,6 +173,48 @@ def evaluate(
         users, recs = merge_shards(_all_gather((mine, recs), world), users)
     return score_recommendations(recs, users, test, ks, seen=model.train_matrix_,
                                  popularity=model.item_popularity_, n_pop_users=model.n_users_)
+
+
+def evaluate_run(
+    run: Run,
+    test_events: pd.DataFrame,
+    ks: Sequence[int] = (10, 20),
+    *,
+    history: pd.DataFrame | None = None,
+    candidates: Sequence[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+    test_source: str = "test events",
+    history_source: str = "history",
+) -> EvalResult:
+    """Evaluate a saved run on raw-id test events: what ``fusionrec evaluate`` computes.
+
+    ``history`` (raw user, item, [timestamp]) events are used at inference and excluded from the lists;
+    users unknown to the run are added (new users ranked from their history); ``candidates`` (raw item
+    ids) restricts the ranking. Full ranking otherwise; rating models also get RMSE/MAE when the test
+    events carry a ``rating``. ``EvalResult.users`` are indices into ``run.user_ids`` (raw ids:
+    ``run.user_ids.raw(result.users)``).
+    """
+    import pandas as pd
+
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] <= 0:
+        raise ConfigError(f"K must be positive integers, got {list(ks)}")
+    if len(test_events) == 0:
+        raise ConfigError(f"{test_source} has no events")
+    extra = run.history_matrix(history, source=history_source)
+    cand = run.candidate_mask(list(candidates) if candidates is not None else None)
+    run.extend_users(test_events["user"])
+    empty = pd.DataFrame({"user": [], "item": [], "timestamp": []})
+    test = Dataset(empty, run.user_ids, run.item_ids)
+    test = test.with_interactions(test.interactions_from_raw(test_events, source=test_source))
+    users = np.unique(test.interactions["user"].to_numpy())
+    model = run.model
+    recs, _ = model.recommend(users, ks[-1], extra_history=extra, candidates=cand, progress=progress)
+    res = score_recommendations(recs, users, test, ks, seen=model.train_matrix_, popularity=model.item_popularity_,
+                                n_pop_users=model.n_users_)
+    if "rating" in test.interactions.columns and hasattr(model, "predict"):
+        res.metrics.update(evaluate_ratings(model, test))
+    return res
 
 
 def evaluate_ratings(model: Recommender, test: Dataset, *, distributed: bool = False) -> dict[str, float]:
