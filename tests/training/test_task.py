@@ -146,3 +146,57 @@ def test_validation_needs_a_metric_and_eval_every_zero_switches_it_off() -> None
 def test_config_eval_every_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="eval_every"):
         TrainConfig(eval_every=-1)
+
+
+# ---------------------------------------------------------------------------------------------- stages, part of a network
+class Bias(Regression):
+    """A first stage that trains only the bias of a shared network (trainable_parameters)."""
+
+    name = "bias-only"
+
+    def __init__(self, cfg: TrainConfig, net: nn.Linear) -> None:
+        super().__init__(cfg)
+        self.network_ = net
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [self.network_.bias]
+
+
+class TwoStages(Validated):
+    """fit = a bias-only stage, then the whole network."""
+
+    def fit(self, data: Points, valid: Points) -> TwoStages:
+        self.stage = Bias(config(epochs=3, lr=0.1), self.network_)
+        self.stage_log_ = self.run_trainer(data, task=self.stage, stage="bias")
+        self.run_trainer(data, valid)
+        return self
+
+
+def test_trainable_parameters_leave_the_rest_alone() -> None:
+    task = Regression(config(epochs=2))
+    before = task.network_.weight.detach().clone()
+    stage = Bias(config(epochs=2), task.network_)
+    stage.run_trainer(points())
+    assert torch.equal(task.network_.weight, before) and stage.network_ is task.network_
+    stage.trainable_parameters = lambda: [nn.Parameter(torch.zeros(1))]  # not the network's: refused
+    with pytest.raises(ValueError, match="trainable_parameters"):
+        stage.run_trainer(points())
+
+
+def test_a_finished_stage_is_not_trained_again_and_the_next_resumes(tmp_path: Path) -> None:
+    full = TwoStages(config()).fit(points(), points(seed=1))
+    cut = TwoStages(config())
+    cut.checkpoint_dir, cut.on_epoch = tmp_path, stop_after(2)  # dies in the second stage
+    with pytest.raises(Stop):
+        cut.fit(points(), points(seed=1))
+    assert (tmp_path / "bias" / "last.safetensors").exists() and (tmp_path / "last.safetensors").exists()
+    resumed = TwoStages(config())
+    resumed.checkpoint_dir = tmp_path
+    resumed.fit(points(), points(seed=1))
+    assert resumed.stage.after_steps == 0 and full.stage.after_steps == 3 * 4  # the bias stage was done
+    assert resumed.after_steps == 4 * 4  # the main stage's epochs 3-6
+    assert [h["loss"] for h in resumed.stage_log_] == [h["loss"] for h in full.stage_log_]
+    assert [h["loss"] for h in resumed.training_log_] == [h["loss"] for h in full.training_log_]
+    assert all(torch.equal(weights(resumed)[k], weights(full)[k]) for k in weights(full))
+    with pytest.raises(ValueError, match="both"):
+        resumed.run_trainer(points(), stage="x")

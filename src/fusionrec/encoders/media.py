@@ -488,6 +488,7 @@ class AlignedCNNEncoder(Trainable):
         plus ``cosine_weight`` times ``1 - cos``."""
         cfg = self.config
         x, t = batch
+        assert self.network_ is not None  # set by _align
         z = nn.functional.normalize(self.network_(x), dim=1)  # (B, d)
         logits = z @ t.T / cfg.temperature  # (B, B)
         lab = torch.arange(len(t), device=t.device)

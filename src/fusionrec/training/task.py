@@ -22,6 +22,14 @@ Optional members, looked up by the trainer when present (and what it does withou
     called under ``torch.no_grad()`` after every optimizer step, e.g. a projection of parameters onto
     a constraint set (TransE's entities onto the unit ball). It must be deterministic: a resumed run
     replays only what the checkpoint holds.
+``trainable_parameters() -> Iterable[nn.Parameter]``
+    the parameters the optimizer updates and clipping sees (default: all of ``network_``'s); they
+    must belong to ``network_``, which is what checkpoints hold. For a stage that trains part of a
+    network (e.g. a content tower and a projection head before the whole model).
+
+Several stages in one ``fit`` (pretraining, then training) are several tasks, each with its own
+config and name; :meth:`Trainable.run_trainer` with ``stage=`` gives each its own checkpoint
+sub-directory, so that after a kill a finished stage is not trained again and the others resume.
 
 Work that changes from epoch to epoch (shuffling, resampled negatives) belongs in
 ``training_batches``, which the trainer calls once per epoch with its own seeded ``rng`` (saved in
@@ -99,10 +107,24 @@ class Trainable:
     valid_metric: ClassVar[str] = "NDCG@10"
     valid_higher_is_better: ClassVar[bool] = True
 
-    def run_trainer(self, data: Any, valid: Any | None = None) -> list[dict[str, Any]]:
-        """Train ``self`` (a :class:`TrainingTask`) with the one trainer; sets and returns ``training_log_``."""
-        self.training_log_ = Trainer(self.checkpoint_dir, self.on_epoch).fit(self, data, valid)
-        return self.training_log_
+    def run_trainer(self, data: Any, valid: Any | None = None, *, task: Any | None = None,
+                    stage: str | None = None) -> list[dict[str, Any]]:
+        """Train ``self`` (a :class:`TrainingTask`) with the one trainer; sets and returns ``training_log_``.
+
+        For a stage of a multi-stage fit, pass the stage's ``task`` (another TrainingTask, e.g. a
+        pretraining objective on part of the network) and a ``stage`` name: its checkpoints go to
+        ``checkpoint_dir / stage``, it does not report to ``on_epoch`` (that follows the main training),
+        and its log is returned, not stored in ``training_log_``.
+        """
+        if (task is None) != (stage is None):
+            raise ValueError("run_trainer: give both task= and stage= (a stage of the fit) or neither")
+        if task is None:
+            self.training_log_ = Trainer(self.checkpoint_dir, self.on_epoch).fit(self, data, valid)
+            return self.training_log_
+        if not stage or "/" in stage or stage.startswith("."):
+            raise ValueError(f"run_trainer: stage must be a plain directory name, got {stage!r}")
+        ck = Path(self.checkpoint_dir) / stage if self.checkpoint_dir is not None else None
+        return Trainer(ck).fit(task, data, valid)
 
 
 def best_record(history: list[dict[str, Any]], metric: str, higher: bool) -> dict[str, Any] | None:

@@ -200,6 +200,20 @@ def data_fingerprint(train: Dataset) -> str:
     return h.hexdigest()[:16]
 
 
+def trained_parameters(model: Any, net: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters the optimizer updates: the task's ``trainable_parameters()`` when it has that hook (a
+    subset of ``net``'s, e.g. a pretraining stage that leaves some modules alone), else all of ``net``'s."""
+    hook = getattr(model, "trainable_parameters", None)
+    if hook is None:
+        return list(net.parameters())
+    params = list(hook())
+    known = {id(p) for p in net.parameters()}
+    if not params or any(id(p) not in known for p in params):
+        raise ValueError(f"{model.name}: trainable_parameters() must give some of network_'s parameters (the "
+                         f"checkpoints hold network_ only); put every trained module inside network_")
+    return params
+
+
 # ---------------------------------------------------------------------------------------------- distributed
 def dist_info() -> tuple[int, int]:
     """``(rank, world_size)`` of the initialised process group, ``(0, 1)`` without one."""
@@ -339,7 +353,8 @@ class Trainer:
         torch.manual_seed(cfg.seed + 1_000_003 * rank)  # dropout differs between ranks, batches do not
         rng = np.random.default_rng(cfg.seed)  # batch order: the same on every rank
         raw.to(device)
-        opt = torch.optim.AdamW(raw.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        params = trained_parameters(model, raw)
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = max(1, int(model.steps_per_epoch(train)))
         total = steps_per_epoch * cfg.epochs
         ck = self.checkpoint_dir
@@ -410,7 +425,7 @@ class Trainer:
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                         if cfg.grad_clip:
-                            torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
+                            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                         opt.step()
                         if after_step is not None:
                             with torch.no_grad():
