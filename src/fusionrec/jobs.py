@@ -164,18 +164,21 @@ def train_run(
     With ``tune_settings`` (the user's fixed settings) and a ``valid`` set, the settings the user did
     not fix are chosen by grid search on ``valid`` (:func:`tune`) and the best model is kept.
 
-    Torch models checkpoint every epoch into ``checkpoint_dir`` (tuning trials into ``trial-N`` inside
-    it) and resume from it after a kill; ``on_epoch`` receives each epoch's log record. Under
+    Models trained by the one trainer (:class:`~fusionrec.training.task.Trainable`: torch models, ``mf``,
+    ``kg``) checkpoint every epoch into ``checkpoint_dir`` (tuning trials into ``trial-N`` inside it) and
+    resume from it after a kill; ``on_epoch`` receives each epoch's log record. Under
     torch.distributed every rank calls this; validation is shared between the ranks.
     """
     from fusionrec.models.torch_base import TorchRecommender
     from fusionrec.models.wrapper import unwrap
+    from fusionrec.training.task import Trainable
 
     def setup(m: Recommender, trial: int | None = None) -> None:
-        if isinstance(unwrap(m), TorchRecommender):
+        if isinstance(unwrap(m), Trainable):
             ck = Path(checkpoint_dir) if checkpoint_dir is not None else None
             m.checkpoint_dir = ck / f"trial-{trial}" if ck is not None and trial is not None else ck
             m.on_epoch = on_epoch
+        if isinstance(unwrap(m), TorchRecommender):
             m.init_from = getattr(model, "init_from", None)
 
     trials = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from fusionrec.errors import ConfigError, NotFittedError
 from fusionrec.graph.kge import KGEConfig, KGEmbedding, link_prediction
 from fusionrec.graph.triples import Triples, split_triples
+from tests.training.interrupt import Stop, stop_after
 
 
 def planted(n_groups: int = 12, size: int = 8, seed: int = 0) -> Triples:
@@ -102,3 +104,38 @@ def test_errors_before_fit_and_on_empty_input(tmp_path: Path) -> None:
         KGEmbedding(object())  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="no saved KG embedding"):
         KGEmbedding.load(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- the one trainer
+@pytest.mark.parametrize(("model", "loss"), [("transe", "margin"), ("transe", "adversarial"), ("rotate", "adversarial")])
+def test_resume_after_an_interruption_gives_the_uninterrupted_vectors(
+        model: str, loss: str, world: tuple[Triples, Triples, Triples], tmp_path: Path) -> None:
+    _, train, _ = world
+    cfg = KGEConfig(model=model, loss=loss, dim=8, epochs=5, batch_size=64, negatives=8, lr=0.02)
+    full = KGEmbedding(cfg).fit(train)
+    cut = KGEmbedding(cfg)
+    cut.checkpoint_dir, cut.on_epoch = tmp_path, stop_after(2)
+    with pytest.raises(Stop):
+        cut.fit(train)
+    resumed = KGEmbedding(cfg)
+    resumed.checkpoint_dir = tmp_path
+    resumed.fit(train)
+    assert [h.get("resumed_from") for h in resumed.training_log_] == [None, None, 2, None, None]
+    assert [h["loss"] for h in resumed.training_log_] == [h["loss"] for h in full.training_log_]
+    np.testing.assert_array_equal(resumed.entity_vectors(), full.entity_vectors())
+    np.testing.assert_array_equal(resumed.relation_, full.relation_)
+
+
+def test_margin_loss_keeps_transe_entities_in_the_unit_ball(world: tuple[Triples, Triples, Triples]) -> None:
+    _, train, _ = world
+    cfg = KGEConfig(model="transe", loss="margin", dim=8, epochs=3, lr=0.5)  # a large step leaves the ball
+    assert np.linalg.norm(KGEmbedding(cfg).fit(train).entity_vectors(), axis=1).max() <= 1.0 + 1e-6
+    free = KGEmbedding(replace(cfg, loss="adversarial")).fit(train).entity_vectors()
+    assert np.linalg.norm(free, axis=1).max() > 1.0
+
+
+def test_another_seed_other_vectors(world: tuple[Triples, Triples, Triples]) -> None:
+    _, train, _ = world
+    a = KGEmbedding(KGEConfig(model="transe", dim=4, epochs=2, seed=0)).fit(train).entity_vectors()
+    b = KGEmbedding(KGEConfig(model="transe", dim=4, epochs=2, seed=1)).fit(train).entity_vectors()
+    assert not np.array_equal(a, b)

@@ -41,7 +41,7 @@ TINY: dict[str, dict[str, object]] = {
     "*": {"factors": 4},
     "puresvd": {"factors": 3},
     "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05},
-    "mf": {"factors": 4, "epochs": 30, "batch_size": 32, "learning_rate": 0.02},
+    "mf": {"factors": 4, "epochs": 30, "batch_size": 32, "lr": 0.02},
     # torch models: tiny networks, one thread, a fixed number of epochs (no valid set here), no warm-up
     "ncf": {"factors": 8, "mlp_layers": 2, "epochs": 20, "batch_size": 128, "lr": 0.02, "warmup_steps": 0,
             "threads": 1},

@@ -8,12 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 
 from fusionrec.data.schema import Dataset
 from fusionrec.errors import ConfigError
 from fusionrec.models import Recommender, get_model_class
 from fusionrec.models.base import config_from_dict
 from fusionrec.models.kg import KGConfig, KGRecommender
+from tests.training.interrupt import Stop, stop_after
 
 GENRES, PER_GENRE, USERS_PER_GENRE = 3, 30, 15
 TINY = dict(factors=16, epochs=60, batch_size=16, lr=0.01, l2=1e-4, kg_weight=1.0, kg_batch_size=128,
@@ -132,3 +134,48 @@ def test_early_stopping_on_valid_keeps_the_best_epoch(data: Dataset) -> None:
                                                  "item": data.item_ids.index(valid_items), "timestamp": 0}))
     m = KGRecommender(KGConfig(**{**TINY, "epochs": 20, "eval_every": 5})).fit(data, valid)
     assert m.best_epoch_ in (5, 10, 15, 20)
+
+
+# ---------------------------------------------------------------------------------------------- the one trainer
+def short(**kw) -> KGConfig:
+    return KGConfig(**{**TINY, "epochs": 6, **kw})
+
+
+def same_model(a: KGRecommender, b: KGRecommender) -> bool:
+    return all(np.array_equal(getattr(a, k), getattr(b, k))
+               for k in ("user_factors_", "item_factors_", "history_factors_", "item_bias_", "entity_factors_"))
+
+
+@pytest.mark.parametrize("loss", ["softmax", "bpr"])
+def test_resume_after_an_interruption_gives_the_uninterrupted_model(data: Dataset, tmp_path: Path, loss: str) -> None:
+    full = KGRecommender(short(loss=loss)).fit(data)
+    cut = KGRecommender(short(loss=loss))
+    cut.checkpoint_dir, cut.on_epoch = tmp_path, stop_after(2)
+    with pytest.raises(Stop):
+        cut.fit(data)
+    resumed = KGRecommender(short(loss=loss))
+    resumed.checkpoint_dir = tmp_path
+    resumed.fit(data)
+    assert [h.get("resumed_from") for h in resumed.training_log_] == [None, None, 2, None, None, None]
+    assert [h["loss"] for h in resumed.training_log_] == [h["loss"] for h in full.training_log_]
+    assert same_model(resumed, full)
+
+
+def test_same_seed_same_model_another_seed_another(data: Dataset) -> None:
+    a, b, c = (KGRecommender(short(epochs=2, seed=s)).fit(data) for s in (0, 0, 1))
+    assert same_model(a, b) and not same_model(a, c)
+
+
+def test_batches_shard_into_the_whole_batch(data: Dataset) -> None:
+    m = KGRecommender(short(epochs=1, batch_size=7, kg_batch_size=5)).fit(data)  # fitted: train matrix, triples
+    m._kg_rows = m.triples_.array()
+    batch = next(iter(m.training_batches(data, np.random.default_rng(0))))
+    parts = [m.shard_batch(batch, r, 3) for r in range(3)]
+    for key in ("u", "i", "j", "hist", "kg", "kg_neg", "kg_head"):
+        assert torch.equal(torch.cat([p[key] for p in parts]), batch[key]), key
+    for p in parts:  # each part's offsets index its own slice of the histories
+        lens = p["offsets"][1:] - p["offsets"][:-1]
+        assert p["offsets"][0] == 0 and p["offsets"][-1] == len(p["hist"]) and len(lens) == len(p["u"])
+        for b, u in enumerate(p["u"].tolist()):
+            hist = p["hist"][p["offsets"][b]:p["offsets"][b + 1]].numpy()
+            np.testing.assert_array_equal(np.sort(hist), np.sort(data.csr()[u].indices))

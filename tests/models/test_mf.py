@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from fusionrec.data.schema import Dataset
 from fusionrec.errors import ConfigError
+from fusionrec.models.base import config_from_dict
 from fusionrec.models.mf import BiasedMF, BiasedMFConfig
+from tests.training.interrupt import Stop, stop_after
 
-CONFIG = BiasedMFConfig(factors=4, epochs=40, learning_rate=0.02, regularization=0.01, batch_size=64)
+CONFIG = BiasedMFConfig(factors=4, epochs=40, lr=0.02, regularization=0.01, batch_size=64)
 
 
 def low_rank(seed: int = 0) -> tuple[Dataset, Dataset]:
@@ -43,7 +48,7 @@ def test_beats_the_global_mean() -> None:
 
 def test_early_stopping_keeps_the_best_valid_epoch() -> None:
     train, test = low_rank()
-    m = BiasedMF(BiasedMFConfig(factors=4, epochs=200, learning_rate=0.05, regularization=0.0,
+    m = BiasedMF(BiasedMFConfig(factors=4, epochs=200, lr=0.05, regularization=0.0,
                                 batch_size=64, patience=2)).fit(train, test)
     assert m.epochs_trained_ < 200
     t = test.interactions
@@ -80,3 +85,45 @@ def test_predict_needs_matching_pairs() -> None:
     m = BiasedMF(CONFIG).fit(train)
     with pytest.raises(ValueError, match="as many users as items"):
         m.predict([0, 1], [0])
+
+
+# ---------------------------------------------------------------------------------------------- the one trainer
+RESUMABLE = BiasedMFConfig(factors=4, epochs=8, lr=0.02, regularization=0.01, batch_size=64, patience=2)
+
+
+def fitted(train: Dataset, valid: Dataset | None, ck: Path | None = None, on_epoch=None, **kw) -> BiasedMF:
+    m = BiasedMF(replace(RESUMABLE, **kw))
+    m.checkpoint_dir, m.on_epoch = ck, on_epoch
+    return m.fit(train, valid)
+
+
+def same_model(a: BiasedMF, b: BiasedMF) -> bool:
+    return all(np.array_equal(getattr(a, k), getattr(b, k))
+               for k in ("user_factors_", "item_factors_", "user_bias_", "item_bias_", "global_mean_"))
+
+
+def test_resume_after_an_interruption_gives_the_uninterrupted_model(tmp_path: Path) -> None:
+    train, test = low_rank()
+    full = fitted(train, test)
+    with pytest.raises(Stop):
+        fitted(train, test, ck=tmp_path, on_epoch=stop_after(3))
+    resumed = fitted(train, test, ck=tmp_path)
+    assert [h.get("resumed_from") for h in resumed.training_log_][:4] == [None, None, None, 3]
+    assert [h["loss"] for h in resumed.training_log_] == [h["loss"] for h in full.training_log_]
+    assert resumed.epochs_trained_ == full.epochs_trained_ and resumed.valid_rmse_ == full.valid_rmse_
+    assert same_model(resumed, full)
+
+
+def test_same_seed_same_model_another_seed_another() -> None:
+    train, _ = low_rank()
+    a, b, c = fitted(train, None), fitted(train, None), fitted(train, None, seed=1)
+    assert same_model(a, b) and not same_model(a, c)
+    assert [h["epoch"] for h in a.training_log_] == list(range(1, 9)) and a.epochs_trained_ == 8
+
+
+def test_old_setting_name_learning_rate_is_read_as_lr_with_a_warning() -> None:
+    with pytest.warns(FutureWarning, match="'learning_rate' is now called 'lr'"):
+        cfg = config_from_dict(BiasedMFConfig, {"learning_rate": 0.02, "factors": 4}, model="mf")
+    assert cfg.lr == 0.02 and cfg.factors == 4
+    with pytest.raises(ConfigError, match="both 'learning_rate' and 'lr'"):
+        config_from_dict(BiasedMFConfig, {"learning_rate": 0.02, "lr": 0.01}, model="mf")

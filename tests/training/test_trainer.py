@@ -21,6 +21,7 @@ from fusionrec.models.torch_base import TorchRecommender
 from fusionrec.training import trainer as T
 from fusionrec.training.trainer import CKPT_WEIGHTS, LOG_FILE, TrainConfig, lr_factor, shard_rows
 from tests.conftest import tiny_interactions
+from tests.training.interrupt import Stop, stop_after
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +47,6 @@ def weights(m: TorchRecommender) -> dict[str, torch.Tensor]:
 
 def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-class Stop(Exception):
-    """Raised from on_epoch: the process 'dies' right after an epoch's checkpoint."""
-
-
-def stop_after(epoch: int):
-    def on_epoch(rec: dict) -> None:
-        if rec["epoch"] == epoch:
-            raise Stop
-
-    return on_epoch
 
 
 # ---------------------------------------------------------------------------------------------- seeds

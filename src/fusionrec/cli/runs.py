@@ -47,13 +47,14 @@ def train(
 ) -> None:
     """Train a model and save the run (weights, id maps, config, validation metrics).
 
-    Torch models checkpoint every epoch into OUT.partial/; after a kill, the same command resumes from
-    the last complete epoch. Under torchrun (``torchrun --nproc-per-node 2 -m fusionrec train ...``)
+    Torch models (and mf, kg: every model the one trainer trains) checkpoint every epoch into
+    OUT.partial/; after a kill, the same command resumes from the last complete epoch. Under torchrun (``torchrun --nproc-per-node 2 -m fusionrec train ...``)
     the ranks train one model data-parallel and rank 0 writes the run.
     """
     from fusionrec.jobs import build_model, model_settings
     from fusionrec.models.torch_base import TorchRecommender
     from fusionrec.models.wrapper import unwrap
+    from fusionrec.training.task import Trainable
 
     settings = model_settings(model, config, set_ or [])
     rec = build_model(model, settings)  # fail on a bad model/config before loading data
@@ -68,7 +69,7 @@ def train(
     quiet = console.quiet, out.quiet
     console.quiet = out.quiet = quiet[0] or rank != 0  # one rank talks
     try:
-        _train(rec, is_torch, rank, dataset, model, out_dir, data_dir, train_file,
+        _train(rec, isinstance(unwrap(rec), Trainable), rank, dataset, model, out_dir, data_dir, train_file,
                valid_file, settings, split, seed, tune, keep_heldout_side_events)
     finally:
         console.quiet, out.quiet = quiet
@@ -140,7 +141,7 @@ def _start_distributed(rec: object) -> tuple[int, bool]:
     return dist.get_rank(), True
 
 
-def _train(rec, is_torch, rank, dataset, model, out_dir, data_dir, train_file, valid_file, settings, split, seed,  # type: ignore[no-untyped-def]
+def _train(rec, trained, rank, dataset, model, out_dir, data_dir, train_file, valid_file, settings, split, seed,  # type: ignore[no-untyped-def]
            tune, keep_side) -> None:
     import dataclasses
     import shutil
@@ -176,7 +177,7 @@ def _train(rec, is_torch, rank, dataset, model, out_dir, data_dir, train_file, v
         info["side_events_dropped"] = dataclasses.asdict(parts.side_events_dropped)
     kwargs = {"info": info, "tune_settings": settings if tune else None, "on_trial": on_trial}
     what = f"training {model} on {parts.train.n_interactions:,} interactions"
-    if is_torch:
+    if trained:  # by the one trainer: a progress bar over epochs, checkpoints in OUT.partial
         with epoch_bar(what, rec.config.epochs, rec.valid_metric) as on_epoch:
             run = train_run(rec, parts.train, parts.valid, checkpoint_dir=partial, on_epoch=on_epoch, **kwargs)
     else:

@@ -15,6 +15,12 @@ RotatE's self-adversarial negative sampling loss
 :func:`link_prediction` ranks every entity as the head and as the tail of each test triple,
 filtering every other known true triple (the "filtered" setting of Bordes et al.).
 
+Training runs in the one :class:`~fusionrec.training.trainer.Trainer` (``KGEmbedding`` is its task: the
+data are triples, not a Dataset): plain Adam by default (no weight decay, warm-up, schedule or
+clipping), seeded batches and negatives, and, with ``checkpoint_dir`` set, a checkpoint every epoch from
+which a killed run resumes to the same vectors. The margin loss's projection of the entities onto the
+unit ball after every step is the task's ``after_step`` hook.
+
 Examples
 --------
 >>> from fusionrec.graph.triples import Triples
@@ -27,9 +33,11 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -40,7 +48,8 @@ from safetensors.numpy import load_file, save_file
 
 from fusionrec.errors import ConfigError, NotFittedError
 from fusionrec.graph.triples import Triples
-from fusionrec.threads import torch_threads
+from fusionrec.training.task import Trainable
+from fusionrec.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +60,10 @@ META_FILE = "kge.json"
 
 
 @dataclass(frozen=True)
-class KGEConfig:
+class KGEConfig(TrainConfig):
+    """KG embedding settings; the optimiser's (``lr``, ``epochs``, ``batch_size``, ``seed``, ``threads``,
+    ``device``, ...) are :class:`TrainConfig`'s, with defaults that keep plain Adam at a constant rate."""
+
     model: str = "transe"  # "transe" or "rotate"
     dim: int = 64  # entity dimension (RotatE: complex, so 2*dim reals)
     margin: float = 6.0  # gamma: the score is gamma - distance
@@ -60,25 +72,27 @@ class KGEConfig:
     loss: str = "adversarial"  # "adversarial" (Sun et al.) or "margin" (Bordes et al.)
     norm: int = 1  # TransE p-norm (1 or 2)
     epochs: int = 100
-    batch_size: int = 512
+    batch_size: int = 512  # positive triples per step
     lr: float = 0.002  # Adam
     regularization: float = 0.0  # L2 on the embeddings of each batch
-    seed: int = 0
+    warmup_steps: int = 0
+    schedule: str = "constant"
+    grad_clip: float = 0.0
     threads: int = 1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.model not in KGE_MODELS:
             raise ValueError(f"KGEConfig.model must be one of {KGE_MODELS}, got {self.model!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"KGEConfig.loss must be one of {LOSSES}, got {self.loss!r}")
         if self.norm not in (1, 2):
             raise ValueError(f"KGEConfig.norm must be 1 or 2, got {self.norm}")
-        for name in ("dim", "negatives", "epochs", "batch_size", "threads"):
+        for name in ("dim", "negatives"):
             if getattr(self, name) < 1:
                 raise ValueError(f"KGEConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("margin", "lr"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"KGEConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.margin <= 0:
+            raise ValueError(f"KGEConfig.margin must be > 0, got {self.margin}")
         for name in ("adversarial_temperature", "regularization"):
             if getattr(self, name) < 0:
                 raise ValueError(f"KGEConfig.{name} must be >= 0, got {getattr(self, name)}")
@@ -119,12 +133,13 @@ class _KGENet(torch.nn.Module):
         return torch.sqrt(re * re + im * im + 1e-12).sum(-1)
 
 
-class KGEmbedding:
+class KGEmbedding(Trainable):
     """TransE or RotatE embeddings of a :class:`Triples` graph.
 
     ``fit`` sets ``entity_`` / ``relation_`` (numpy) and returns ``self``; :meth:`entity_vectors`
     gives one row per entity (RotatE: real and imaginary parts side by side), usable as item
-    features for fusion.
+    features for fusion. Set ``checkpoint_dir`` (and ``on_epoch`` for progress) before ``fit`` to
+    checkpoint every epoch and resume after a kill.
     """
 
     def __init__(self, config: KGEConfig | None = None) -> None:
@@ -133,45 +148,68 @@ class KGEmbedding:
             raise ConfigError(f"KGEmbedding takes a KGEConfig, got {type(cfg).__name__}")
         self.config = cfg
 
+    @property
+    def name(self) -> str:
+        return f"kge-{self.config.model}"
+
     def fit(self, triples: Triples) -> Self:
         """Train on every triple of ``triples`` for ``epochs`` epochs."""
         c = self.config
         if len(triples) == 0:
             raise ConfigError("KGEmbedding.fit needs at least one triple")
-        with torch_threads(c.threads):
-            torch.manual_seed(c.seed)
-            net = _KGENet(c, triples.n_entities, triples.n_relations)
-            opt = torch.optim.Adam(net.parameters(), lr=c.lr)
-            gen = torch.Generator().manual_seed(c.seed)
-            rows = torch.from_numpy(triples.array())  # (n, 3)
-            n_ent = triples.n_entities
-            for epoch in range(c.epochs):
-                total = 0.0
-                for batch in torch.randperm(len(rows), generator=gen).split(c.batch_size):
-                    h, r, t = rows[batch].unbind(1)  # (B,)
-                    neg = torch.randint(0, n_ent, (len(batch), c.negatives), generator=gen)  # (B, K)
-                    corrupt_head = torch.rand(len(batch), 1, generator=gen) < 0.5  # (B, 1)
-                    nh = torch.where(corrupt_head, neg, h[:, None])
-                    nt = torch.where(corrupt_head, t[:, None], neg)
-                    d_pos = net.distance(h, r, t)  # (B,)
-                    d_neg = net.distance(nh, r[:, None], nt)  # (B, K)
-                    loss = self._loss(d_pos, d_neg)
-                    if c.regularization:
-                        loss = loss + c.regularization * (net.entity[h].pow(2).sum(-1) + net.entity[t].pow(2).sum(-1)
-                                                          + net.relation[r].pow(2).sum(-1)).mean()
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    if c.model == "transe" and c.loss == "margin":  # Bordes et al.: entities on the unit sphere
-                        with torch.no_grad():
-                            net.entity.div_(net.entity.norm(dim=1, keepdim=True).clamp_min(1.0))
-                    total += float(loss.detach()) * len(batch)
-                log.debug("%s epoch %d loss %.4f", c.model, epoch, total / len(rows))
-        self.entity_ = net.entity.detach().numpy().copy()
-        self.relation_ = net.relation.detach().numpy().copy()
+        torch.manual_seed(c.seed)
+        self.network_ = _KGENet(c, triples.n_entities, triples.n_relations)
+        self._rows = triples.array()  # (n, 3) head, relation, tail
+        try:
+            self.run_trainer(triples)
+            self.entity_ = self.network_.entity.detach().numpy().copy()
+            self.relation_ = self.network_.relation.detach().numpy().copy()
+        finally:
+            del self.network_, self._rows
         self.entities_ = triples.entities
         self.relation_names_ = triples.relation_names
         return self
+
+    # -- the training task (fusionrec.training.task) ----------------------------------------------
+    def steps_per_epoch(self, triples: Triples) -> int:
+        return math.ceil(len(self._rows) / self.config.batch_size)
+
+    def training_batches(self, triples: Triples, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Shuffled positives (B,) h, r, t and their corruptions (B, K): the head or the tail replaced."""
+        c = self.config
+        rows, n_ent = self._rows, triples.n_entities
+        perm = rng.permutation(len(rows))
+        for start in range(0, len(perm), c.batch_size):
+            h, r, t = rows[perm[start:start + c.batch_size]].T  # (B,) each
+            neg = rng.integers(0, n_ent, (len(h), c.negatives))  # (B, K)
+            corrupt_head = rng.random((len(h), 1)) < 0.5  # (B, 1)
+            nh = np.where(corrupt_head, neg, h[:, None])  # (B, K)
+            nt = np.where(corrupt_head, t[:, None], neg)
+            yield tuple(torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in (h, r, t, nh, nt))
+
+    def training_step(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        c = self.config
+        h, r, t, nh, nt = batch
+        net = self.network_
+        d_pos = net.distance(h, r, t)  # (B,)
+        d_neg = net.distance(nh, r[:, None], nt)  # (B, K)
+        loss = self._loss(d_pos, d_neg)
+        if c.regularization:
+            loss = loss + c.regularization * (net.entity[h].pow(2).sum(-1) + net.entity[t].pow(2).sum(-1)
+                                              + net.relation[r].pow(2).sum(-1)).mean()
+        return loss
+
+    def after_step(self) -> None:
+        """Bordes et al.'s margin loss keeps the entities in the unit ball (rows of norm > 1 are scaled to 1)."""
+        if self.config.model == "transe" and self.config.loss == "margin":
+            e = self.network_.entity
+            e.div_(e.norm(dim=1, keepdim=True).clamp_min(1.0))
+
+    def data_fingerprint(self, triples: Triples) -> str:
+        """A short hash of the triples and the vocabulary sizes (a checkpoint resumes only on the same graph)."""
+        h = hashlib.sha1(np.ascontiguousarray(self._rows).tobytes())
+        h.update(f"{triples.n_entities}|{triples.n_relations}".encode())
+        return h.hexdigest()[:16]
 
     def _loss(self, d_pos: torch.Tensor, d_neg: torch.Tensor) -> torch.Tensor:
         c = self.config

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -46,6 +47,14 @@ class BaseConfig:
 def config_from_dict(cls: type, values: dict[str, Any], *, model: str = "model") -> Any:
     """Build a frozen config dataclass from a dict; unknown keys fail with the known ones listed."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    renamed = getattr(cls, "renamed_settings", {})  # old name -> new name (saved runs, scripts)
+    for old in [k for k in values if k in renamed and k not in fields]:
+        new = renamed[old]
+        if new in values:
+            raise ConfigError(f"{model}: both {old!r} and {new!r} given; {old!r} is the old name of {new!r}, keep one")
+        warnings.warn(f"{model}: setting {old!r} is now called {new!r}; reading it as {new}={values[old]!r}",
+                      FutureWarning, stacklevel=2)
+        values = {(new if k == old else k): v for k, v in values.items()}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"{model}: unknown setting(s) {unknown}; known settings: {sorted(fields)}")

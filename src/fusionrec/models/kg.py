@@ -20,6 +20,11 @@ On kg-lastfm (random leave-one-out, valid NDCG@10, early-stopped) the softmax lo
 there (valid 0.1875 with, 0.1854 without: within noise); the KG carries the signal where items have
 few interactions but shared attributes (see ``tests/models/test_kg.py``).
 
+Training runs in the one :class:`~fusionrec.training.trainer.Trainer` (plain Adam by default: no weight
+decay, warm-up, schedule or clipping): seeded batches, early stopping on valid NDCG@10 every
+``eval_every`` epochs, and, with ``checkpoint_dir`` set (``fusionrec train`` sets one), a checkpoint
+every epoch from which a killed run resumes to the same model.
+
 History is an input of scoring: the sum over ``H`` is taken over the history given to
 ``score`` (training items plus any events added later), so a new user is scored from their
 history alone. During training the positive item is left out of its own history sum.
@@ -37,8 +42,10 @@ item, ranked by the history item's contribution ``y_j . v_i / sqrt(|H|)`` times 
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,14 +58,20 @@ from fusionrec.errors import ConfigError
 from fusionrec.graph.explain import graph_evidence
 from fusionrec.graph.paths import KGPath, kg_paths
 from fusionrec.graph.triples import Triples, attribute_triples, triples_from_dataset
-from fusionrec.models.base import BaseConfig, Recommender
-from fusionrec.threads import torch_threads
+from fusionrec.models.base import Recommender
+from fusionrec.training.task import Trainable, best_record
+from fusionrec.training.trainer import TrainConfig
+from fusionrec.training.trainer import data_fingerprint as dataset_fingerprint
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class KGConfig(BaseConfig):
+class KGConfig(TrainConfig):
+    """Settings of :class:`KGRecommender`; the optimiser's (``lr``, ``epochs``, ``batch_size``, ``patience``,
+    ``eval_every``, ``threads``, ``device``, ...) are :class:`TrainConfig`'s, with defaults that keep
+    plain Adam at a constant rate."""
+
     factors: int = 64
     epochs: int = 30  # passes over the training interactions (at most, with a valid set)
     batch_size: int = 256
@@ -73,16 +86,18 @@ class KGConfig(BaseConfig):
     patience: int = 3  # validation checks without improvement before stopping
     loss: str = "softmax"  # "bpr" (one sampled item, as CKE) or "softmax" (cross-entropy over every item)
     threads: int = 1
+    warmup_steps: int = 0
+    schedule: str = "constant"
+    grad_clip: float = 0.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.loss not in ("bpr", "softmax"):
             raise ValueError(f"KGConfig.loss must be 'bpr' or 'softmax', got {self.loss!r}")
-        for name in ("factors", "epochs", "batch_size", "kg_batch_size", "threads"):
+        for name in ("factors", "kg_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"KGConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"KGConfig.lr must be > 0, got {self.lr}")
-        for name in ("l2", "kg_weight", "eval_every"):
+        for name in ("l2", "kg_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"KGConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.patience < 1:
@@ -127,7 +142,7 @@ class _KGNet(torch.nn.Module):
         return (self.entity(h) + self.relation(r) - self.entity(t)).norm(p=2, dim=-1)
 
 
-class KGRecommender(Recommender):
+class KGRecommender(Recommender, Trainable):
     """CKE-style recommender: BPR + TransE on the item KG, item vector = ID + entity embedding.
 
     Examples
@@ -157,92 +172,115 @@ class KGRecommender(Recommender):
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config
-        with torch_threads(c.threads):
-            self._train(train, valid)
-
-    def _train(self, train: Dataset, valid: Dataset | None) -> None:
-        from fusionrec.evaluation.evaluate import evaluate
-
-        c = self.config
         triples = self.graph(train)
-        assert triples.item_entity is not None  # set by triples_from_dataset
+        if triples.item_entity is None:
+            raise RuntimeError("triples_from_dataset gave no item_entity map")  # set by triples_from_dataset
         self.triples_ = triples
         torch.manual_seed(c.seed)
-        gen = torch.Generator().manual_seed(c.seed)
-        net = _KGNet(c, self.n_users_, self.n_items_, triples.n_entities, triples.n_relations, triples.item_entity)
-        opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=c.lr)
+        self.network_ = _KGNet(c, self.n_users_, self.n_items_, triples.n_entities, triples.n_relations,
+                               triples.item_entity)
+        self._kg_rows = triples.array()  # (T, 3)
+        try:
+            history = self.run_trainer(train, valid)
+            self._export(self.network_)
+        finally:
+            del self.network_, self._kg_rows
+        best = best_record(history, self.valid_metric, higher=True)
+        if best is not None:
+            self.best_epoch_ = best["epoch"]
+
+    # -- the training task (fusionrec.training.task) ----------------------------------------------
+    def steps_per_epoch(self, train: Dataset) -> int:
+        return math.ceil(self.train_matrix_.nnz / self.config.batch_size)
+
+    def training_batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+        """Shuffled (user, seen item) pairs with a sampled item, each user's history as one flat array, and a
+        sample of KG triples with corrupted heads or tails.
+
+        Keys: ``u``, ``i``, ``j`` (B,); ``hist`` (L,) the batch users' training items, user ``b``'s at
+        ``hist[offsets[b]:offsets[b + 1]]``; ``offsets`` (B + 1,); with the KG term ``kg`` (K, 3),
+        ``kg_neg`` (K,) and ``kg_head`` (K,) bool (True: the head is replaced).
+        """
+        c = self.config
         m = self.train_matrix_
-        coo = m.tocoo()
-        users = torch.from_numpy(coo.row.astype(np.int64))
-        items = torch.from_numpy(coo.col.astype(np.int64))
-        indptr = torch.from_numpy(m.indptr.astype(np.int64))
-        indices = torch.from_numpy(m.indices.astype(np.int64))
-        kg_rows = torch.from_numpy(triples.array())  # (T, 3)
-        use_kg_loss = c.use_kg and c.kg_weight > 0 and len(kg_rows) > 0
+        indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int64)
+        users = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(indptr))  # (n,) row of every pair
+        use_kg_loss = c.use_kg and c.kg_weight > 0 and len(self._kg_rows) > 0
+        perm = rng.permutation(len(indices))
+        for start in range(0, len(perm), c.batch_size):
+            pairs = perm[start:start + c.batch_size]
+            u, i = users[pairs], indices[pairs]  # (B,)
+            j = rng.integers(0, self.n_items_, len(pairs))  # (B,) sampled items
+            lo, lens = indptr[u], indptr[u + 1] - indptr[u]  # (B,)
+            offsets = np.concatenate([[0], np.cumsum(lens)])  # (B + 1,)
+            hist = indices[np.repeat(lo - offsets[:-1], lens) + np.arange(offsets[-1])]  # (L,)
+            batch = {"u": u, "i": i, "j": j, "hist": hist, "offsets": offsets}
+            if use_kg_loss:
+                batch["kg"] = self._kg_rows[rng.integers(0, len(self._kg_rows), c.kg_batch_size)]  # (K, 3)
+                batch["kg_neg"] = rng.integers(0, self.triples_.n_entities, c.kg_batch_size)  # (K,)
+                batch["kg_head"] = rng.random(c.kg_batch_size) < 0.5  # (K,)
+            yield {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
+
+    def shard_batch(self, batch: dict[str, torch.Tensor], rank: int, world: int) -> dict[str, torch.Tensor]:
+        """This rank's slice of the batch users (and their part of ``hist``) and of the KG sample."""
+        out = dict(batch)
+        for keys in (("u", "i", "j"), ("kg", "kg_neg", "kg_head")):
+            if keys[0] not in batch or len(batch[keys[0]]) < world:  # too few rows: every rank takes all
+                continue
+            lo, hi = (int(x) for x in np.linspace(0, len(batch[keys[0]]), world + 1).round()[rank:rank + 2])
+            out.update({k: batch[k][lo:hi] for k in keys})
+            if keys[0] == "u":
+                offsets = batch["offsets"]
+                out["hist"] = batch["hist"][offsets[lo]:offsets[hi]]
+                out["offsets"] = offsets[lo:hi + 1] - offsets[lo]
+        return out
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        c = self.config
+        net = self.network_
         F = torch.nn.functional
-        best: tuple[float, dict[str, np.ndarray] | None, int] = (-1.0, None, 0)  # (valid NDCG@10, state, epoch)
-        checks_without_gain = 0
-        for epoch in range(c.epochs):
-            net.train()
-            total = 0.0
-            for batch in torch.randperm(len(users), generator=gen).split(c.batch_size):
-                u, i = users[batch], items[batch]  # (B,)
-                j = torch.randint(0, self.n_items_, (len(batch),), generator=gen)  # (B,) sampled negatives
-                lens = indptr[u + 1] - indptr[u]  # (B,)
-                flat = torch.repeat_interleave(indptr[u] - torch.cumsum(lens, 0) + lens, lens) + torch.arange(
-                    int(lens.sum()))  # positions of every batch user's history in `indices`
-                hist_items = indices[flat]
-                _, y_all = net.item_vectors(hist_items)  # (L, f) history vectors of the batch users
-                seg = torch.repeat_interleave(torch.arange(len(batch)), lens)
-                hsum = torch.zeros(len(batch), c.factors).index_add_(0, seg, y_all)  # (B, f)
-                v_i, y_i = net.item_vectors(i)
-                v_j, _ = net.item_vectors(j)
-                n_other = (lens - 1).clamp_min(1).to(torch.float32)[:, None]
-                uvec = net.user(u) + (hsum - y_i) / n_other.sqrt()  # the positive is left out of its history
-                if c.loss == "softmax":
-                    v_every, _ = net.item_vectors()  # (I, f)
-                    logits = uvec @ v_every.T + net.bias.weight[:, 0]  # (B, I)
-                    loss = F.cross_entropy(logits, i)
-                else:
-                    x = (uvec * (v_i - v_j)).sum(1) + net.bias(i)[:, 0] - net.bias(j)[:, 0]  # (B,)
-                    loss = -F.logsigmoid(x).mean()
-                reg = (net.user(u).pow(2).sum(1) + v_i.pow(2).sum(1) + v_j.pow(2).sum(1) + y_i.pow(2).sum(1)).mean()
-                reg = reg + y_all.pow(2).sum() / len(batch)
-                loss = loss + c.l2 * reg
-                if use_kg_loss:
-                    kb = kg_rows[torch.randint(0, len(kg_rows), (c.kg_batch_size,), generator=gen)]
-                    h, r, t = kb.unbind(1)
-                    neg = torch.randint(0, triples.n_entities, (len(kb),), generator=gen)
-                    head = torch.rand(len(kb), generator=gen) < 0.5
-                    d_pos = net.kg_distance(h, r, t)
-                    d_neg = net.kg_distance(torch.where(head, neg, h), r, torch.where(head, t, neg))
-                    kg_loss = F.softplus(d_pos - d_neg).mean()
-                    kg_reg = (net.entity(h).pow(2).sum(1) + net.entity(t).pow(2).sum(1)
-                              + net.relation(r).pow(2).sum(1)).mean()
-                    loss = loss + c.kg_weight * (kg_loss + c.l2 * kg_reg)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(batch)
-            log.debug("kg epoch %d loss %.4f", epoch, total / len(users))
-            last = epoch + 1 == c.epochs
-            if valid is not None and valid.n_interactions and c.eval_every and ((epoch + 1) % c.eval_every == 0
-                                                                                  or last):
-                self._export(net)
-                score = evaluate(self, valid, (10,)).metrics["NDCG@10"]
-                log.info("kg epoch %d valid NDCG@10 %.4f", epoch + 1, score)
-                if score > best[0]:
-                    best = (score, self._state(), epoch + 1)
-                    checks_without_gain = 0
-                else:
-                    checks_without_gain += 1
-                    if checks_without_gain >= c.patience:
-                        break
-        if best[1] is not None:
-            self._load_state(best[1])
-            self.best_epoch_ = best[2]
+        u, i, j, offsets = batch["u"], batch["i"], batch["j"], batch["offsets"]
+        lens = offsets[1:] - offsets[:-1]  # (B,)
+        _, y_all = net.item_vectors(batch["hist"])  # (L, f) history vectors of the batch users
+        seg = torch.repeat_interleave(torch.arange(len(u), device=u.device), lens)  # (L,) row of each
+        hsum = torch.zeros(len(u), c.factors, device=u.device, dtype=y_all.dtype).index_add_(0, seg, y_all)  # (B, f)
+        v_i, y_i = net.item_vectors(i)
+        v_j, _ = net.item_vectors(j)
+        n_other = (lens - 1).clamp_min(1).to(torch.float32)[:, None]
+        uvec = net.user(u) + (hsum - y_i) / n_other.sqrt()  # the positive is left out of its history
+        if c.loss == "softmax":
+            v_every, _ = net.item_vectors()  # (I, f)
+            logits = uvec @ v_every.T + net.bias.weight[:, 0]  # (B, I)
+            loss = F.cross_entropy(logits, i)
         else:
-            self._export(net)
+            x = (uvec * (v_i - v_j)).sum(1) + net.bias(i)[:, 0] - net.bias(j)[:, 0]  # (B,)
+            loss = -F.logsigmoid(x).mean()
+        reg = (net.user(u).pow(2).sum(1) + v_i.pow(2).sum(1) + v_j.pow(2).sum(1) + y_i.pow(2).sum(1)).mean()
+        reg = reg + y_all.pow(2).sum() / len(u)
+        loss = loss + c.l2 * reg
+        if "kg" in batch:
+            h, r, t = batch["kg"].unbind(1)  # (K,)
+            neg, head = batch["kg_neg"], batch["kg_head"]
+            d_pos = net.kg_distance(h, r, t)
+            d_neg = net.kg_distance(torch.where(head, neg, h), r, torch.where(head, t, neg))
+            kg_loss = F.softplus(d_pos - d_neg).mean()
+            kg_reg = (net.entity(h).pow(2).sum(1) + net.entity(t).pow(2).sum(1) + net.relation(r).pow(2).sum(1)).mean()
+            loss = loss + c.kg_weight * (kg_loss + c.l2 * kg_reg)
+        return loss
+
+    def validation_metric(self, valid: Dataset) -> float:
+        """NDCG@10 on ``valid`` of the network's current vectors."""
+        from fusionrec.evaluation.evaluate import evaluate
+
+        self._export(self.network_)
+        return evaluate(self, valid, (10,), distributed=True).metrics["NDCG@10"]
+
+    def data_fingerprint(self, train: Dataset) -> str:
+        """The interactions' fingerprint and the KG's (a checkpoint resumes only on the same data and graph)."""
+        h = hashlib.sha1(dataset_fingerprint(train).encode())
+        h.update(np.ascontiguousarray(self._kg_rows).tobytes())
+        h.update(f"{self.triples_.n_entities}|{self.triples_.n_relations}".encode())
+        return h.hexdigest()[:16]
 
     def _export(self, net: _KGNet) -> None:
         with torch.no_grad():

@@ -1,9 +1,11 @@
 """Biased matrix factorisation for explicit ratings (Koren, Bell & Volinsky, IEEE Computer 2009).
 
 ``r_ui ~ mu + b_u + b_i + p_u . q_i``, fitted to observed ratings by squared error with L2 on
-the parameters each rating touches, trained in torch with mini-batch Adam for a fixed number of
-epochs; when ``valid`` carries ratings, training stops once its RMSE has not improved for
-``patience`` epochs and the best epoch's parameters are kept.
+the parameters each rating touches, trained in torch with mini-batch Adam (the one
+:class:`~fusionrec.training.trainer.Trainer`: AdamW without weight decay, a constant learning rate,
+no clipping) for a fixed number of epochs; when ``valid`` carries ratings, training stops once its
+RMSE has not improved for ``patience`` epochs and the best epoch's parameters are kept. With a
+``checkpoint_dir`` (``fusionrec train`` sets one) every epoch is checkpointed and a killed run resumes.
 
 :meth:`BiasedMF.predict` gives ratings for (user, item) pairs, clipped to the training rating range
 (for RMSE / MAE). ``score`` gives the unclipped predicted rating of every item, for top-K; it
@@ -15,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,28 +28,39 @@ from torch import nn
 
 from fusionrec.data.schema import Dataset
 from fusionrec.errors import ConfigError
-from fusionrec.models.base import BaseConfig, Recommender
-from fusionrec.threads import torch_threads
+from fusionrec.models.base import Recommender
+from fusionrec.training.task import Trainable, best_record
+from fusionrec.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class BiasedMFConfig(BaseConfig):
+class BiasedMFConfig(TrainConfig):
+    """Settings of :class:`BiasedMF`; the optimiser's come from :class:`TrainConfig` (``lr`` was called
+    ``learning_rate`` before: that name is still read from saved runs and ``--set``, with a warning)."""
+
+    #: old setting names still accepted by config_from_dict (saved runs, --set), with a warning
+    renamed_settings: ClassVar[dict[str, str]] = {"learning_rate": "lr"}
+
     factors: int = 32
     epochs: int = 20  # upper bound; early stopping on valid RMSE may end sooner
-    learning_rate: float = 0.005  # Adam step size
+    lr: float = 0.005  # Adam step size
     regularization: float = 0.1  # L2 weight on p_u, q_i, b_u, b_i per rating (ml-100k: 0.91 RMSE)
     batch_size: int = 1024
     patience: int = 3  # epochs without a better valid RMSE before stopping
     init_std: float = 0.01  # normal init of p_u, q_i (biases start at 0)
+    # the trainer's settings, chosen to be plain mini-batch Adam as mf always was
+    warmup_steps: int = 0
+    schedule: str = "constant"
+    grad_clip: float = 0.0
+    threads: int = 1  # small batches: more threads only add overhead (and contention)
 
     def __post_init__(self) -> None:
-        for name in ("factors", "epochs", "batch_size", "patience"):
+        super().__post_init__()
+        for name in ("factors", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"BiasedMFConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"BiasedMFConfig.learning_rate must be > 0, got {self.learning_rate}")
         if self.regularization < 0:
             raise ValueError(f"BiasedMFConfig.regularization must be >= 0, got {self.regularization}")
         if self.init_std < 0:
@@ -74,7 +88,7 @@ class _BiasedMFNet(nn.Module):
         return pred, norm
 
 
-class BiasedMF(Recommender):
+class BiasedMF(Recommender, Trainable):
     """Explicit-rating matrix factorisation with user and item biases.
 
     Examples
@@ -90,7 +104,10 @@ class BiasedMF(Recommender):
 
     name = "mf"
     Config = BiasedMFConfig
+    config: BiasedMFConfig
     popularity_fallback = False  # has its own (item-bias) fallback for users without history
+    valid_metric = "RMSE"
+    valid_higher_is_better = False
 
     def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
         if "rating" not in train.interactions.columns:
@@ -100,60 +117,51 @@ class BiasedMF(Recommender):
         return super().fit(train, valid)
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
-        with torch_threads(1):  # small batches: threads only add overhead (and contention)
-            self._train(train, valid)
-
-    def _train(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config
         df = train.interactions
-        users = torch.tensor(df["user"].to_numpy(np.int64))  # (n,) copies: pandas arrays may be read-only
-        items = torch.tensor(df["item"].to_numpy(np.int64))
-        ratings = torch.tensor(df["rating"].to_numpy(np.float32))
-        mean = float(ratings.double().mean())
-        self.rating_range_ = np.array([ratings.min().item(), ratings.max().item()], dtype=np.float32)
+        self._pairs = (df["user"].to_numpy(np.int64), df["item"].to_numpy(np.int64),
+                       df["rating"].to_numpy(np.float32))  # (n,) each
+        ratings = self._pairs[2]
+        mean = float(ratings.astype(np.float64).mean())
+        self.rating_range_ = np.array([ratings.min(), ratings.max()], dtype=np.float32)
         gen = torch.Generator().manual_seed(c.seed)
-        net = _BiasedMFNet(self.n_users_, self.n_items_, c.factors, mean, c.init_std, gen)
-        opt = torch.optim.Adam(net.parameters(), lr=c.learning_rate)
+        self.network_ = _BiasedMFNet(self.n_users_, self.n_items_, c.factors, mean, c.init_std, gen)
         use_valid = valid is not None and "rating" in valid.interactions.columns and valid.n_interactions > 0
-        best, best_state, stale = math.inf, None, 0
-        self.epochs_trained_ = 0
-        for epoch in range(c.epochs):
-            net.train()
-            perm = torch.randperm(len(ratings), generator=gen)
-            total = 0.0
-            for start in range(0, len(perm), c.batch_size):
-                b = perm[start:start + c.batch_size]
-                pred, norm = net(users[b], items[b])  # (B,), (B,)
-                sq = (pred - ratings[b]).pow(2)
-                loss = (sq + c.regularization * norm).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(sq.detach().sum())
-            self.epochs_trained_ = epoch + 1
-            train_rmse = math.sqrt(total / len(ratings))
-            if not use_valid:
-                log.debug("mf epoch %d: train RMSE %.4f", epoch + 1, train_rmse)
-                continue
-            self._take(net)
-            vdf = valid.interactions  # type: ignore[union-attr]
-            err = self.predict(vdf["user"].to_numpy(), vdf["item"].to_numpy()) - vdf["rating"].to_numpy(np.float64)
-            rmse = float(np.sqrt(np.mean(err**2)))
-            log.debug("mf epoch %d: train RMSE %.4f, valid RMSE %.4f", epoch + 1, train_rmse, rmse)
-            if rmse < best - 1e-6:
-                best, stale = rmse, 0
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= c.patience:
-                    break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-            self.valid_rmse_ = best
-        self._take(net)
+        try:
+            history = self.run_trainer(train, valid if use_valid else None)
+            self._take(self.network_)
+        finally:
+            del self.network_, self._pairs
+        self.epochs_trained_ = len(history)
+        best = best_record(history, self.valid_metric, higher=False)
+        if best is not None:
+            self.valid_rmse_ = best["valid"][self.valid_metric]
         # users and items without training ratings keep only mu (+ b_i), not their random init
         self.user_factors_[np.bincount(df["user"], minlength=self.n_users_) == 0] = 0.0
         self.item_factors_[self.item_popularity_ == 0] = 0.0
+
+    # -- the training task (fusionrec.training.task) ----------------------------------------------
+    def steps_per_epoch(self, train: Dataset) -> int:
+        return math.ceil(len(self._pairs[2]) / self.config.batch_size)
+
+    def training_batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+        users, items, ratings = self._pairs
+        perm = rng.permutation(len(ratings))
+        for start in range(0, len(perm), self.config.batch_size):
+            b = perm[start:start + self.config.batch_size]
+            yield torch.from_numpy(users[b]), torch.from_numpy(items[b]), torch.from_numpy(ratings[b])  # (B,) each
+
+    def training_step(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        users, items, ratings = batch
+        pred, norm = self.network_(users, items)  # (B,), (B,)
+        return ((pred - ratings).pow(2) + self.config.regularization * norm).mean()
+
+    def validation_metric(self, valid: Dataset) -> float:
+        """RMSE of the network's (clipped) predictions of the valid ratings."""
+        self._take(self.network_)
+        vdf = valid.interactions
+        err = self.predict(vdf["user"].to_numpy(), vdf["item"].to_numpy()) - vdf["rating"].to_numpy(np.float64)
+        return float(np.sqrt(np.mean(err**2)))
 
     def _take(self, net: _BiasedMFNet) -> None:
         """Copy the network's parameters into numpy attributes."""

@@ -15,31 +15,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from fusionrec.data.schema import Dataset
 from fusionrec.models.base import Recommender
-from fusionrec.training.trainer import TrainConfig, Trainer, shard_rows
+from fusionrec.training.task import Trainable
+from fusionrec.training.trainer import TrainConfig, shard_rows
 
 log = logging.getLogger(__name__)
 
 
-class TorchRecommender(Recommender):
-    """A Recommender whose learned state is a torch network (``network_``)."""
+class TorchRecommender(Recommender, Trainable):
+    """A Recommender whose learned state is a torch network (``network_``); ``checkpoint_dir``,
+    ``on_epoch`` and the early-stopping metric come from :class:`~fusionrec.training.task.Trainable`."""
 
     Config = TrainConfig
-    #: set by the caller (``fusionrec train`` sets ``<RUN>.partial``) to checkpoint and resume
-    checkpoint_dir: Path | None = None
-    #: called after every epoch with the log record (progress bars)
-    on_epoch: Any = None
     #: weights to start from (``fusionrec train --init RUN``): a saved model directory of the same model
     init_from: Path | None = None
-    #: the validation metric that early stopping and the best-epoch choice follow, and its direction
-    valid_metric: ClassVar[str] = "NDCG@10"
-    valid_higher_is_better: ClassVar[bool] = True
 
     # -- to implement ------------------------------------------------------------------------
     def build_network(self) -> torch.nn.Module:
@@ -80,7 +75,7 @@ class TorchRecommender(Recommender):
         if self.init_from is not None:
             self.init_log_ = load_matching(self.network_, Path(self.init_from))
         self.before_training(train)
-        self.training_log_ = Trainer(self.checkpoint_dir, self.on_epoch).fit(self, train, valid)
+        self.run_trainer(train, valid)
 
     def before_training(self, train: Dataset) -> None:
         """A stage between building the network and the trainer (e.g. self-supervised pretraining)."""

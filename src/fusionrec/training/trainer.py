@@ -2,8 +2,11 @@
 metric, a checkpoint every epoch with resume after a kill, seeds, progress, a JSON-lines log, data-parallel
 training under ``torch.distributed``, mixed precision and ``torch.compile`` on CUDA.
 
-A model supplies :meth:`TorchRecommender.training_batches` and :meth:`TorchRecommender.training_step`;
-a new model is a new file, never a new trainer.
+What it trains is any :class:`~fusionrec.training.task.TrainingTask`: a ``config``, a ``network_``, a
+``name``, ``steps_per_epoch(data)``, ``training_batches(data, rng)`` and ``training_step(batch) -> loss``,
+plus the optional hooks listed in :mod:`fusionrec.training.task` (validation metric, data fingerprint,
+batch sharding, ``after_step``). The data need not be a ``Dataset``: recommenders train on interactions,
+KG embeddings on triples, media encoders on decoded arrays. A new model is a new file, never a new trainer.
 
 Checkpoints
 -----------
@@ -79,16 +82,18 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine | linear | constant (after warm-up)
     grad_clip: float = 5.0  # max global gradient norm; 0 = no clipping
     patience: int = 5  # stop after this many validations in a row without improvement; 0 = never stop early
-    eval_every: int = 1
+    eval_every: int = 1  # epochs between validations (and the last epoch); 0 = never validate
     threads: int = 0  # torch intra-op threads while training; 0 = leave torch's default
     device: str = "auto"  # auto (CUDA when available, else CPU) | cpu | cuda | cuda:N
     amp: bool = True  # bfloat16 autocast, on CUDA only
     compile: bool = True  # torch.compile the network, on CUDA only
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_every"):
+        for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{type(self).__name__}.{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_every < 0:
+            raise ValueError(f"{type(self).__name__}.eval_every must be >= 0, got {self.eval_every}")
         if self.lr <= 0:
             raise ValueError(f"{type(self).__name__}.lr must be > 0, got {self.lr}")
         if self.schedule not in ("cosine", "linear", "constant"):
@@ -183,6 +188,9 @@ def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.
 
 def data_fingerprint(train: Dataset) -> str:
     """A short hash of the training interactions (a checkpoint resumes only on the same data)."""
+    if not isinstance(train, Dataset):
+        raise TypeError(f"the trainer fingerprints a Dataset by default, got {type(train).__name__}; a task "
+                        f"training on other data defines data_fingerprint(data) -> str")
     h = hashlib.sha1()
     inter = train.interactions
     for col in ("user", "item", "timestamp", "rating"):
@@ -190,6 +198,20 @@ def data_fingerprint(train: Dataset) -> str:
             h.update(np.ascontiguousarray(inter[col].to_numpy()).tobytes())
     h.update(f"{train.n_users}|{train.n_items}".encode())
     return h.hexdigest()[:16]
+
+
+def trained_parameters(model: Any, net: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters the optimizer updates: the task's ``trainable_parameters()`` when it has that hook (a
+    subset of ``net``'s, e.g. a pretraining stage that leaves some modules alone), else all of ``net``'s."""
+    hook = getattr(model, "trainable_parameters", None)
+    if hook is None:
+        return list(net.parameters())
+    params = list(hook())
+    known = {id(p) for p in net.parameters()}
+    if not params or any(id(p) not in known for p in params):
+        raise ValueError(f"{model.name}: trainable_parameters() must give some of network_'s parameters (the "
+                         f"checkpoints hold network_ only); put every trained module inside network_")
+    return params
 
 
 # ---------------------------------------------------------------------------------------------- distributed
@@ -225,6 +247,18 @@ def shard_rows(batch: Any, rank: int, world: int) -> Any:
         return x
 
     return cut(batch)
+
+
+def has_rows(data: Any) -> bool:
+    """Whether validation data hold anything: a Dataset with interactions, or a non-empty sized object."""
+    if data is None:
+        return False
+    if isinstance(data, Dataset):
+        return data.n_interactions > 0
+    try:
+        return len(data) > 0
+    except TypeError:
+        return True
 
 
 def _first_rows(batch: Any) -> int | None:
@@ -279,15 +313,17 @@ class _Progress:
 
 
 class Trainer:
-    """Trains a :class:`fusionrec.models.torch_base.TorchRecommender`'s network.
+    """Trains the network of a :class:`~fusionrec.training.task.TrainingTask` (a torch recommender, a KG
+    embedding, a media encoder, ...).
 
     Parameters
     ----------
     checkpoint_dir : where checkpoints and ``log.jsonl`` go (see the module docstring). When it holds a
-        checkpoint of the same config and training data, training resumes after its last complete epoch.
+        checkpoint of the same task name, config and training data, training resumes after its last
+        complete epoch.
     progress : called (on rank 0) after each epoch with the log record; the CLI draws a progress bar from it.
 
-    The model declares its early-stopping metric: ``valid_metric`` (``"NDCG@10"``, ``"RMSE"``, ...) and
+    The task declares its early-stopping metric: ``valid_metric`` (``"NDCG@10"``, ``"RMSE"``, ...) and
     ``valid_higher_is_better``.
     """
 
@@ -296,7 +332,10 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.progress = progress
 
-    def fit(self, model: Any, train: Dataset, valid: Dataset | None) -> list[dict[str, Any]]:
+    def fit(self, model: Any, train: Any, valid: Any | None = None) -> list[dict[str, Any]]:
+        """Train ``model.network_`` on ``train``, validating on ``valid`` (None: no validation); returns the
+        per-epoch log records. The best validated epoch's weights (else the last epoch's) are kept, and
+        ``network_`` is left on the CPU in eval mode."""
         cfg: TrainConfig = model.config
         raw: torch.nn.Module = model.network_
         with torch_threads(cfg.threads):
@@ -305,7 +344,7 @@ class Trainer:
             finally:
                 model.network_ = raw.cpu().eval()  # inference runs on the CPU
 
-    def _fit(self, model: Any, raw: torch.nn.Module, train: Dataset, valid: Dataset | None) -> list[dict[str, Any]]:
+    def _fit(self, model: Any, raw: torch.nn.Module, train: Any, valid: Any | None) -> list[dict[str, Any]]:
         cfg: TrainConfig = model.config
         rank, world = dist_info()
         main = rank == 0
@@ -314,16 +353,26 @@ class Trainer:
         torch.manual_seed(cfg.seed + 1_000_003 * rank)  # dropout differs between ranks, batches do not
         rng = np.random.default_rng(cfg.seed)  # batch order: the same on every rank
         raw.to(device)
-        opt = torch.optim.AdamW(raw.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        params = trained_parameters(model, raw)
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = max(1, int(model.steps_per_epoch(train)))
         total = steps_per_epoch * cfg.epochs
-        settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_FINGERPRINTED}
-        fingerprint = f"{model.name}|{json.dumps(settings, sort_keys=True)}|{data_fingerprint(train)}"
-        validating = valid is not None and valid.n_interactions > 0
+        ck = self.checkpoint_dir
+        fingerprint = ""
+        if ck is not None:  # only a checkpoint needs it (hashing large data is not free)
+            settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_FINGERPRINTED}
+            hook = getattr(model, "data_fingerprint", None)
+            data_fp = hook(train) if hook is not None else data_fingerprint(train)
+            fingerprint = f"{model.name}|{json.dumps(settings, sort_keys=True)}|{data_fp}"
+        validating = has_rows(valid) and cfg.eval_every > 0
+        if validating and not hasattr(model, "validation_metric"):
+            raise TypeError(f"{model.name}: validation data given, but {type(model).__name__} has no "
+                            f"validation_metric(valid); pass valid=None")
         metric = getattr(model, "valid_metric", "NDCG@10")
         higher = bool(getattr(model, "valid_higher_is_better", True))
+        shard = getattr(model, "shard_batch", None) or shard_rows
+        after_step = getattr(model, "after_step", None)
 
-        ck = self.checkpoint_dir
         st = _Progress()
         best_state: dict[str, torch.Tensor] | None = None
         resumed_from: int | None = None
@@ -370,14 +419,17 @@ class Trainer:
                     for batch in model.training_batches(train, rng):
                         for g in opt.param_groups:
                             g["lr"] = cfg.lr * lr_factor(st.step, total, cfg)
-                        batch = to_device(model.shard_batch(batch, rank, world), device)
+                        batch = to_device(shard(batch, rank, world), device)
                         with autocast:
                             loss = model.training_step(batch)
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                         if cfg.grad_clip:
-                            torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
+                            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                         opt.step()
+                        if after_step is not None:
+                            with torch.no_grad():
+                                after_step()
                         st.step += 1
                         total_loss += float(loss.detach())
                         n_batches += 1
