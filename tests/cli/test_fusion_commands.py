@@ -13,8 +13,8 @@ from fusionrec.data.io import load_directory
 from fusionrec.data.synthetic import SyntheticConfig, write
 from tests.cli.test_cli import _recs, cli
 
-SETTINGS = ["hidden=16", "inner=32", "layers=1", "heads=1", "max_len=10", "epochs=2", "batch_size=32",
-            "warmup_steps=0", "threads=1", "text_encoder=hashed", "image_size=8", "fusion_inner=16"]
+SETTINGS = ["hidden=16", "user.inner=32", "user.layers=1", "user.heads=1", "user.max_len=10", "epochs=2",
+            "batch_size=32", "warmup_steps=0", "threads=1", "text.encoder=hashed", "image.size=8", "item.inner=16"]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_pretrain_then_fine_tune_from_it(world: Path) -> None:
     sets = [x for s in SETTINGS for x in ("--set", s)]
     r = cli("pretrain", "--dataset", world / "data", "--train-file", world / "split/train.tsv", "--out", world / "pre",
-            *sets, "--set", "pretrain_epochs=3")
+            *sets, "--set", "pretrain.epochs=3")
     assert r.exit_code == 0, r.output
     info = json.loads((world / "pre/run.json").read_text())
     assert info["stage"] == "pretrain" and len(info["pretrain_log"]) == 3

@@ -64,7 +64,7 @@ def test_a_given_l2_is_used() -> None:
 
 @pytest.mark.parametrize("bad", [-1.0])
 def test_config_rejects_negative_l2(bad: float) -> None:
-    from fusionrec.models.fusion import FusionConfig
+    from fusionrec.models.fusion import ContentMapConfig
 
-    with pytest.raises(ValueError, match="content_map_l2"):
-        FusionConfig(content_map_l2=bad)
+    with pytest.raises(ValueError, match="content_map.l2"):
+        ContentMapConfig(l2=bad)

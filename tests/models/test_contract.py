@@ -49,9 +49,9 @@ TINY: dict[str, dict[str, object]] = {
                "targets": 1, "epochs": 40, "batch_size": 8, "lr": 0.01, "warmup_steps": 0, "threads": 1},
     "gru4rec": {"hidden": 32, "max_len": 8, "dropout": 0.0, "targets": 1, "epochs": 40, "batch_size": 8, "lr": 0.02,
                 "warmup_steps": 0, "threads": 1},
-    "fusion": {"hidden": 16, "inner": 32, "layers": 1, "heads": 1, "max_len": 8, "dropout": 0.1, "attn_dropout": 0.0,
-               "targets": 1, "epochs": 40, "batch_size": 8, "lr": 0.01, "warmup_steps": 0, "threads": 1,
-               "fusion_inner": 32, "id_dropout": 0.0, "text_encoder": "hashed"},
+    "fusion": {"hidden": 16, "user.inner": 32, "user.layers": 1, "user.heads": 1, "user.max_len": 8,
+               "user.dropout": 0.1, "user.attn_dropout": 0.0, "user.targets": 1, "epochs": 40, "batch_size": 8,
+               "lr": 0.01, "warmup_steps": 0, "threads": 1, "item.inner": 32, "text.encoder": "hashed"},
     "caser": {"hidden": 16, "window": 3, "targets": 2, "horizontal": 4, "vertical": 2, "dropout": 0.0,
               "epochs": 40, "batch_size": 32, "lr": 0.01, "warmup_steps": 0, "threads": 1},
 }
@@ -92,10 +92,12 @@ def checkerboard(ratings: bool, shuffled_order: bool = False) -> Dataset:
 
 
 def make(name: str, **overrides: object) -> Recommender:
+    """The registered model ``name`` itself (no wrappers) with the TINY settings its config has."""
     klass = get_model_class(name)
     fields = {f.name for f in dataclasses.fields(klass.Config)}
     settings = {**TINY["*"], **TINY.get(name, {}), **overrides}
-    return klass(klass.Config(**{k: v for k, v in settings.items() if k in fields}))
+    return klass(config_from_dict(klass.Config, {k: v for k, v in settings.items() if k.split(".")[0] in fields},
+                                  model=name))
 
 
 def extra(rows: dict[int, list[int]], n_rows: int) -> sp.csr_matrix:

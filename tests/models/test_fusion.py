@@ -11,12 +11,18 @@ import torch
 from fusionrec.data.splits import cold_item_split
 from fusionrec.data.synthetic import SyntheticConfig, generate
 from fusionrec.evaluation.evaluate import evaluate
-from fusionrec.models.base import Recommender
+from fusionrec.models.base import Recommender, config_from_dict
 from fusionrec.models.fusion import Fusion, FusionConfig
 
-TINY = {"hidden": 32, "inner": 64, "layers": 1, "heads": 2, "max_len": 20, "dropout": 0.1, "attn_dropout": 0.0,
-        "targets": 1, "epochs": 15, "batch_size": 32, "lr": 0.005, "warmup_steps": 0, "threads": 1,
-        "text_encoder": "hashed", "image_size": 16, "fusion_inner": 64, "id_dropout": 0.3, "pretrain_epochs": 20}
+TINY = {"hidden": 32, "user.inner": 64, "user.layers": 1, "user.heads": 2, "user.max_len": 20, "user.dropout": 0.1,
+        "user.attn_dropout": 0.0, "user.targets": 1, "epochs": 15, "batch_size": 32, "lr": 0.005, "warmup_steps": 0,
+        "threads": 1, "text.encoder": "hashed", "image.size": 16, "item.inner": 64, "id.dropout": 0.3,
+        "pretrain.epochs": 20}
+
+
+def config(settings: dict, **more: object) -> FusionConfig:
+    """A FusionConfig from flat / dotted settings, as ``--set`` gives them."""
+    return config_from_dict(FusionConfig, {**settings, **more}, model="fusion")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +41,7 @@ def cold(world):
 @pytest.fixture(scope="module")
 def fitted(cold, tmp_path_factory):
     cache = str(tmp_path_factory.mktemp("cache"))
-    return Fusion(FusionConfig(**TINY, cache_dir=cache)).fit(cold.train)
+    return Fusion(config(TINY, cache_dir=cache)).fit(cold.train)
 
 
 def _cold_recall(model: Recommender, split, k: int = 10) -> float:
@@ -48,7 +54,7 @@ def test_cold_items_are_ranked_from_their_images(fitted, cold, tmp_path) -> None
     """Items never seen in training are ranked from content: with images, well above chance (10 of
     30 cold items: 0.33); without the image modality (text, genres and price carry no signal in
     this world) near chance."""
-    blind = Fusion(FusionConfig(**{**TINY, "image": False}, cache_dir=str(tmp_path))).fit(cold.train)
+    blind = Fusion(config({**TINY, "image": False}, cache_dir=str(tmp_path))).fit(cold.train)
     with_image, without = _cold_recall(fitted, cold), _cold_recall(blind, cold)
     assert with_image > without + 0.08 and with_image > 0.45, (with_image, without)
 
@@ -89,19 +95,18 @@ def test_explain_reports_gates_and_attended_history(fitted) -> None:
 
 
 def test_switches_remove_tokens(cold, tmp_path) -> None:
-    model = Fusion(FusionConfig(**{**TINY, "epochs": 1, "text": False, "attributes": False},
-                                cache_dir=str(tmp_path))).fit(cold.train)
+    model = Fusion(config({**TINY, "epochs": 1, "text": False, "attributes": False}, cache_dir=str(tmp_path))).fit(cold.train)
     assert "text" not in model.gate_names and "attributes" not in model.gate_names and "image" in model.gate_names
 
 
 def test_nothing_left_is_a_clear_error(cold, tmp_path) -> None:
     off = {m: False for m in ("id", "text", "image", "audio", "attributes", "kg")}
     with pytest.raises(Exception, match="no item input"):
-        Fusion(FusionConfig(**{**TINY, **off, "epochs": 1}, cache_dir=str(tmp_path))).fit(cold.train)
+        Fusion(config({**TINY, **off, "epochs": 1}, cache_dir=str(tmp_path))).fit(cold.train)
 
 
 def test_same_seed_same_scores(cold, tmp_path) -> None:
-    cfg = FusionConfig(**{**TINY, "epochs": 2}, cache_dir=str(tmp_path))
+    cfg = config({**TINY, "epochs": 2}, cache_dir=str(tmp_path))
     a, b = Fusion(cfg).fit(cold.train), Fusion(cfg).fit(cold.train)
     torch.testing.assert_close(torch.from_numpy(a.score(np.arange(10))), torch.from_numpy(b.score(np.arange(10))))
 
@@ -110,8 +115,8 @@ def test_new_items_from_a_table_are_scored_like_the_same_cold_items(cold, tmp_pa
     """Rows added after training (``recommend --new-items``) are encoded as at training time: a copy
     of a cold item's row scores exactly like that cold item, and nothing else changes. (Without the KG
     token: an items table carries no KG node, so a new row has less to go on than a KG-linked item.)"""
-    fitted = Fusion(FusionConfig(**{**TINY, "kg": False, "epochs": 3, "pretrain_epochs": 0},
-                                 cache_dir=str(tmp_path))).fit(cold.train)
+    fitted = Fusion(config({**TINY, "kg": False, "epochs": 3, "pretrain.epochs": 0},
+                           cache_dir=str(tmp_path))).fit(cold.train)
     fitted.save(tmp_path / "m")
     model = Recommender.load(tmp_path / "m")
     users = np.arange(30)
@@ -152,8 +157,8 @@ def test_cold_items_are_ranked_from_the_modality_that_carries_the_signal(modalit
                           media=True, image_size=16)
     split = cold_item_split(generate(cfg, media_dir=tmp_path / "media"), frac=0.25, seed=0, valid_frac=0.0)
     tower = {**TINY, "content_map": False}
-    with_it = Fusion(FusionConfig(**tower, cache_dir=str(tmp_path))).fit(split.train)
-    without = Fusion(FusionConfig(**{**tower, modality: False}, cache_dir=str(tmp_path))).fit(split.train)
+    with_it = Fusion(config(tower, cache_dir=str(tmp_path))).fit(split.train)
+    without = Fusion(config({**tower, modality: False}, cache_dir=str(tmp_path))).fit(split.train)
     a, b = _cold_recall(with_it, split), _cold_recall(without, split)
     assert a > b + 0.08 and a > 0.45, (a, b)
 
@@ -163,7 +168,7 @@ def test_the_kg_and_social_tokens_are_built_from_the_dataset(fitted) -> None:
     """The synthetic world has a KG and friends: the item tower weighs a KG token, the user tower
     reads a social token, and explanations show how much the user vector attended to it."""
     assert "kg" in fitted.gate_names
-    assert fitted.network_.social is not None and fitted.network_.prefix == 2
+    assert fitted.network_.users.prefix_names == ["profile", "social"]
     user = int(np.argmax(np.diff(fitted.train_matrix_.indptr)))
     sources = [a["source"] for a in fitted.explain(user, np.array([0]))[0]["attended"]]
     assert sources[:2] == ["profile", "social"]
@@ -179,9 +184,9 @@ def test_the_social_token_ranks_new_users_from_their_friends(tmp_path) -> None:
     inter = world.interactions
     hidden = np.isin(inter["user"].to_numpy(), users)
     train, test = world.with_interactions(inter[~hidden]), world.with_interactions(inter[hidden])
-    cfg = {**TINY, "profile": False, "pretrain_epochs": 0, "id_dropout": 0.0, "epochs": 20}
-    with_friends = Fusion(FusionConfig(**cfg, cache_dir=str(tmp_path))).fit(train)
-    alone = Fusion(FusionConfig(**{**cfg, "social": False}, cache_dir=str(tmp_path))).fit(train)
+    cfg = {**TINY, "profile": False, "pretrain.epochs": 0, "id.dropout": 0.0, "epochs": 20}
+    with_friends = Fusion(config(cfg, cache_dir=str(tmp_path))).fit(train)
+    alone = Fusion(config({**cfg, "social": False}, cache_dir=str(tmp_path))).fit(train)
     a = evaluate(with_friends, test, (10,)).metrics["Recall@10"]
     b = evaluate(alone, test, (10,)).metrics["Recall@10"]
     assert a > b * 1.2, (a, b)
@@ -191,7 +196,7 @@ def test_kg_and_social_state_survives_save_and_load(fitted, tmp_path) -> None:
     fitted.save(tmp_path / "g")
     again = Recommender.load(tmp_path / "g")
     assert again.triples_.array().tolist() == fitted.triples_.array().tolist()
-    assert (again.friends_ != fitted.friends_).nnz == 0 and (again.social_items_ != fitted.social_items_).nnz == 0
+    assert (again.friends_ != fitted.friends_).nnz == 0 and (again.social_rows_ != fitted.social_rows_).nnz == 0
 
 
 # -- side events (e.g. lastfm-2k's tagging) ----------------------------------------------------------
@@ -217,9 +222,9 @@ def _tagging_world() -> tuple:
 
 def test_side_events_boost_the_items_they_name_and_explain_it(tmp_path) -> None:
     train, test = _tagging_world()
-    cfg = {**TINY, "profile": False, "pretrain_epochs": 0, "id_dropout": 0.0, "epochs": 10, "max_len": 10}
-    with_side = Fusion(FusionConfig(**cfg, cache_dir=str(tmp_path))).fit(train)
-    without = Fusion(FusionConfig(**{**cfg, "side": False}, cache_dir=str(tmp_path))).fit(train)
+    cfg = {**TINY, "profile": False, "pretrain.epochs": 0, "id.dropout": 0.0, "epochs": 10, "user.max_len": 10}
+    with_side = Fusion(config(cfg, cache_dir=str(tmp_path))).fit(train)
+    without = Fusion(config({**cfg, "side": False}, cache_dir=str(tmp_path))).fit(train)
     a = evaluate(with_side, test, (10,)).metrics["Recall@10"]
     b = evaluate(without, test, (10,)).metrics["Recall@10"]
     assert a > max(0.6, 2 * b), (a, b)  # 4 tagged items, one of them held out
@@ -232,11 +237,12 @@ def test_side_events_boost_the_items_they_name_and_explain_it(tmp_path) -> None:
     again = Recommender.load(tmp_path / "side")
     np.testing.assert_allclose(again.score(np.arange(5)), with_side.score(np.arange(5)), rtol=1e-5, atol=1e-5)
     # no timestamps: a set per user, so the user vector averages score_orders random orders (seeded)
-    assert again.unordered_ and with_side.config.score_orders == 4
+    assert again.unordered_ and with_side.config.user.score_orders == 4
     import dataclasses
 
     one = with_side.score(np.arange(5))
-    with_side.config = dataclasses.replace(with_side.config, score_orders=1)
+    with_side.config = dataclasses.replace(with_side.config, user=dataclasses.replace(with_side.config.user,
+                                                                                        score_orders=1))
     assert not np.allclose(with_side.score(np.arange(5)), one)
 
 
@@ -249,8 +255,8 @@ def test_event_weights_become_per_user_buckets_read_by_the_user_tower(tmp_path) 
     rows = [(f"u{u}", f"i{i}", (10 ** (u % 3)) * (j + 1)) for u in range(40)
             for j, i in enumerate(rng.choice(30, 8, replace=False))]
     data = Dataset.from_frames(pd.DataFrame(rows, columns=["user", "item", "weight"]))
-    m = Fusion(FusionConfig(**{**TINY, "epochs": 2, "pretrain_epochs": 0, "max_len": 8},
-                            cache_dir=str(tmp_path))).fit(data)
+    m = Fusion(config({**TINY, "epochs": 2, "pretrain.epochs": 0, "user.max_len": 8},
+                      cache_dir=str(tmp_path))).fit(data)
     b = m.weight_buckets_
     assert b.nnz == len(rows) and b.data.min() >= 1 and b.data.max() <= 8
     w = data.csr("weight")
@@ -259,9 +265,12 @@ def test_event_weights_become_per_user_buckets_read_by_the_user_tower(tmp_path) 
         assert np.all(np.diff(b[u].toarray().ravel()[w[u].indices[order]]) >= 0)
     assert len(set(b.data)) == 8  # quantile buckets: all of them used
     seq = torch.tensor([[w[0].indices[0] + 1, 0], [w[1].indices[0] + 1, 29 + 1]])
-    got = m._buckets(np.array([0, 1]), seq)
-    assert got[0, 1] == 0 and got[0, 0] >= 1 and (got[1, 1] == 0) == (w[1, 29] == 0)
-    assert m.network_.weight_emb is not None
+    weights = m.network_.users.event_weights
+    assert weights is not None
+    with torch.no_grad():
+        emb = weights(np.array([0, 1]), seq)  # (2, 2, H): bucket embeddings, bucket 0 (unknown) = a zero vector
+    assert float(emb[0, 1].abs().sum()) == 0 and float(emb[0, 0].abs().sum()) > 0
+    assert (float(emb[1, 1].abs().sum()) == 0) == (w[1, 29] == 0)
     m.save(tmp_path / "w")
     again = Recommender.load(tmp_path / "w")
     np.testing.assert_allclose(again.score(np.arange(4)), m.score(np.arange(4)), rtol=1e-5, atol=1e-5)

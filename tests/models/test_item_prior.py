@@ -161,9 +161,14 @@ def test_too_many_items_for_the_prior_is_a_clear_error() -> None:
 
 
 def test_fusion_explains_the_prior_by_the_history_items_behind_it(split, tmp_path) -> None:
+    from fusionrec.models.base import config_from_dict
     from fusionrec.models.fusion import Fusion, FusionConfig
 
-    model = WithItemPrior(Fusion(FusionConfig(**TINY, text_encoder="hashed", cache_dir=str(tmp_path))),
+    settings = {("user." + k if k not in ("hidden", "epochs", "batch_size", "lr", "warmup_steps", "threads") else k): v
+                for k, v in TINY.items()}
+    cfg = config_from_dict(FusionConfig, {**settings, "hidden": 16, "text.encoder": "hashed",
+                                          "cache_dir": str(tmp_path)}, model="fusion")
+    model = WithItemPrior(Fusion(cfg),
                           PriorConfig(topk=32)).fit(split.train, split.valid)
     assert model.prior_ is not None
     user = 0

@@ -99,7 +99,7 @@ def pretrain(
     from fusionrec.run import Run, Stopwatch
 
     settings = model_settings(model, config, set_ or [])
-    rec = build_model(model, {"pretrain_epochs": 20, "prior": False, **settings})
+    rec = build_model(model, {"pretrain.epochs": 20, "prior": False, **settings})
     if not hasattr(rec, "pretrain_only"):
         raise ConfigError(f"model {model!r} has no self-supervised stage; use --model fusion")
     with step(f"loading {dataset}"):
@@ -108,7 +108,7 @@ def pretrain(
     train_part = (S.from_files(data, train_file, keep_heldout_side_events=keep).train if train_file is not None
                   else make_split(data, split, seed, keep_heldout_side_events=keep).train)
     rec.pretrain_only = True
-    with step(f"pretraining {model} ({rec.config.pretrain_epochs} epochs) on {train_part.n_interactions:,} interactions"), \
+    with step(f"pretraining {model} ({rec.config.pretrain.epochs} epochs) on {train_part.n_interactions:,} interactions"), \
             Stopwatch() as t:
         rec.fit(train_part)
     info = {"dataset": dataset, "split": "files" if train_file else split, "settings": settings, "stage": "pretrain",

@@ -44,8 +44,20 @@ class BaseConfig:
     seed: int = 0
 
 
+def _section(f: dataclasses.Field) -> type | None:
+    """The dataclass type of a config field that is a section (``field(default_factory=SectionConfig)``)."""
+    factory = f.default_factory  # type: ignore[misc]
+    return factory if isinstance(factory, type) and dataclasses.is_dataclass(factory) else None
+
+
 def config_from_dict(cls: type, values: dict[str, Any], *, model: str = "model") -> Any:
-    """Build a frozen config dataclass from a dict; unknown keys fail with the known ones listed."""
+    """Build a frozen config dataclass from a dict; unknown keys fail with the known ones listed.
+
+    A field whose default is a config dataclass is a *section*: it takes a dict (a TOML table),
+    dotted keys (``text.encoder=minilm``), or, when the section has an ``enabled`` field, a bool
+    (``text=false``). A config's ``renamed_settings`` maps older names to the current ones (dotted
+    paths allowed); they are read with a warning.
+    """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     renamed = getattr(cls, "renamed_settings", {})  # old name -> new name (saved runs, scripts)
     for old in [k for k in values if k in renamed and k not in fields]:
@@ -55,11 +67,31 @@ def config_from_dict(cls: type, values: dict[str, Any], *, model: str = "model")
         warnings.warn(f"{model}: setting {old!r} is now called {new!r}; reading it as {new}={values[old]!r}",
                       FutureWarning, stacklevel=2)
         values = {(new if k == old else k): v for k, v in values.items()}
-    unknown = sorted(set(values) - set(fields))
+    sections: dict[str, dict[str, Any]] = {}
+    flat: dict[str, Any] = {}
+    for k, v in values.items():
+        head, dot, rest = k.partition(".")
+        kind = _section(fields[head]) if head in fields else None
+        if dot:
+            if kind is None:
+                raise ConfigError(f"{model}: unknown setting {k!r}; sections: "
+                                  f"{sorted(n for n, f in fields.items() if _section(f))}")
+            sections.setdefault(head, {})[rest] = v
+        elif kind is not None:
+            if isinstance(v, dict):
+                sections.setdefault(head, {}).update(v)
+            elif isinstance(v, bool) and "enabled" in {f.name for f in dataclasses.fields(kind)}:
+                sections.setdefault(head, {})["enabled"] = v
+            else:
+                raise ConfigError(f"{model}.{k} is a section: give true/false, a table, or {k}.<setting>=value; "
+                                  f"got {v!r}")
+        else:
+            flat[k] = v
+    unknown = sorted(set(flat) - set(fields))
     if unknown:
         raise ConfigError(f"{model}: unknown setting(s) {unknown}; known settings: {sorted(fields)}")
     conv: dict[str, Any] = {}
-    for k, v in values.items():
+    for k, v in flat.items():
         default = fields[k].default
         if isinstance(default, bool):
             if not isinstance(v, bool):
@@ -76,6 +108,8 @@ def config_from_dict(cls: type, values: dict[str, Any], *, model: str = "model")
         elif isinstance(default, str) and not isinstance(v, str):
             raise ConfigError(f"{model}.{k} must be a string, got {v!r}")
         conv[k] = v
+    for head, sub in sections.items():
+        conv[head] = config_from_dict(_section(fields[head]), sub, model=f"{model}.{head}")  # type: ignore[arg-type]
     try:
         return cls(**conv)
     except (TypeError, ValueError) as e:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fusionrec.encoders.attributes import piecewise_linear
+from fusionrec.encoders.attributes import NUMERIC_BINS, piecewise_linear, quantile_edges
 
 #: at most this many values (the most frequent) of each categorical / multi-valued column become columns
 MAX_VALUES = 1000
@@ -28,15 +28,25 @@ MAX_VALUES = 1000
 L2_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
 
 
+def numeric_edges(content: Any, bins: int) -> dict[str, list[float]]:
+    """Per numeric column, [mean, std, *edges]: ``bins`` quantile bins of its standardised values (none for 0)."""
+    out = {}
+    for j, col in enumerate(content.numeric_columns):
+        ok = content.numeric[~content.numeric_missing[:, j], j].astype(np.float64)
+        out[col] = [0.0, 1.0, *(quantile_edges(ok, bins) if bins else [])]
+    return out
+
+
 def design_matrix(content: Any, scales: dict[str, float] | None = None, max_values: int = MAX_VALUES,
-                  extra: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, dict[str, float]]:
+                  extra: dict[str, np.ndarray] | None = None, edges: dict[str, list[float]] | None = None
+                  ) -> tuple[np.ndarray, dict[str, float]]:
     """(n, f) float32 content design of :class:`~fusionrec.encoders.ContentFeatures` rows, and the scales used.
 
     Each modality's vectors (and each ``extra`` block of (n, d) vectors, e.g. the item tower's
     content-only output) are divided by their mean row norm (``scales``; fitted when None) and get
     a presence column; categorical and multi-valued columns become (multi-)hot codes 1..max_values;
-    numeric columns enter standardised, with a missing flag and piecewise-linear bins; the last
-    column is an intercept.
+    numeric columns enter standardised, with a missing flag and piecewise-linear bins (``edges``,
+    from :func:`numeric_edges`; default: the encoder's own); the last column is an intercept.
     """
     n = content.n
     fitted = dict(scales or {})
@@ -65,7 +75,7 @@ def design_matrix(content: Any, scales: dict[str, float] | None = None, max_valu
     if content.numeric.shape[1]:
         blocks += [content.numeric.astype(np.float64), content.numeric_missing.astype(np.float64),
                    piecewise_linear(content.numeric, content.numeric_missing, content.numeric_columns,
-                                    content.numeric_stats).astype(np.float64)]
+                                    content.numeric_stats if edges is None else edges).astype(np.float64)]
     blocks.append(np.ones((n, 1)))
     return np.concatenate(blocks, axis=1).astype(np.float32), fitted
 
@@ -84,15 +94,19 @@ class ContentMap:
     scales: dict[str, float] = field(default_factory=dict)
     l2: float = 0.0
     holdout_error: dict[str, float] = field(default_factory=dict)  # l2 -> held-out score error
+    edges: dict[str, list[float]] | None = None  # numeric bins (None: the content encoder's own)
 
     @classmethod
     def fit(cls, content: Any, vectors: np.ndarray, rows: np.ndarray, user_moment: np.ndarray | None = None,
-            l2: float = 0.0, seed: int = 0, extra: dict[str, np.ndarray] | None = None) -> ContentMap:
+            l2: float = 0.0, seed: int = 0, extra: dict[str, np.ndarray] | None = None,
+            bins: int = NUMERIC_BINS) -> ContentMap:
         """Fit on ``rows`` (warm items) of ``content`` to their ``vectors`` (n, H); ``l2`` 0 = choose it.
 
         ``extra``: more (n, d) feature blocks by name (all rows); :meth:`predict` needs the same names.
+        ``bins``: piecewise-linear bins per numeric column (0 = the standardised value alone).
         """
-        d, scales = design_matrix(content, extra=extra)
+        edges = numeric_edges(content, bins)
+        d, scales = design_matrix(content, extra=extra, edges=edges)
         x, y = d[rows].astype(np.float64), np.asarray(vectors, dtype=np.float64)[rows]
         h = y.shape[1]
         m = np.eye(h) if user_moment is None else np.asarray(user_moment, dtype=np.float64)
@@ -105,17 +119,18 @@ class ContentMap:
                 e = x[hold] @ _solve(x[keep], y[keep], lam) - y[hold]
                 errors[str(lam)] = float(np.einsum("ij,jk,ik->", e, m, e) / len(hold))
             l2 = float(min(L2_GRID, key=lambda lam: errors[str(lam)]))
-        return cls(_solve(x, y, l2).astype(np.float32), scales, l2, errors)
+        return cls(_solve(x, y, l2).astype(np.float32), scales, l2, errors, edges)
 
     def predict(self, content: Any, rows: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """(len(rows), H) float32 vectors for ``rows`` of ``content`` (``extra`` as given to :meth:`fit`)."""
-        d, _ = design_matrix(content, self.scales, extra=extra)
+        d, _ = design_matrix(content, self.scales, extra=extra, edges=self.edges)
         return (d[rows] @ self.weights).astype(np.float32)
 
     def to_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"weights": self.weights}, {"scales": self.scales, "l2": self.l2, "holdout_error": self.holdout_error}
+        return {"weights": self.weights}, {"scales": self.scales, "l2": self.l2, "holdout_error": self.holdout_error,
+                                           "edges": self.edges}
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> ContentMap:
         return cls(np.asarray(arrays["weights"], dtype=np.float32), dict(meta["scales"]), float(meta["l2"]),
-                   dict(meta.get("holdout_error", {})))
+                   dict(meta.get("holdout_error", {})), meta.get("edges"))

@@ -1,0 +1,128 @@
+"""The item tower: an item's content tokens fused by attention, then mixed with its ID embedding.
+
+For items ``i`` (any subset of the catalogue):
+
+* each content source gives a token ``t_im`` (text, image, audio, attributes, KG) and whether the
+  item has that input; a token-type embedding is added and ``item.layers`` Transformer blocks let
+  the tokens attend to each other (cross-modal attention);
+* a gate ``g_im = softmax_m(a . t_im + c_m(context_i))`` over the present tokens (context: the item's
+  training count, whether it was seen, its recency) gives the content vector ``c_i = sum_m g_im t_im``;
+* the content's share ``alpha_i = sigmoid(w . context_i + u . c_i + b)`` mixes it with the ID embedding:
+  ``v_i = (1 - alpha_i) e_i + alpha_i c_i``. An item unseen in training has no trained ID
+  (``alpha = 1``); an item without content has ``alpha = 0``. With ``alpha -> 0`` the model is SASRec:
+  the gate can always fall back to the ID model, and leans on content where the ID knows little.
+
+The gate weights reported per item (``explain``) are ``[1 - alpha, alpha g_i1, ..., alpha g_iM]``.
+
+Training cost: the tower runs on the items a step needs (:meth:`ItemTower.parts`), not the whole
+catalogue; see :mod:`fusionrec.models.fusion.training`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from fusionrec.errors import ConfigError
+from fusionrec.models.fusion.blocks import Block
+from fusionrec.models.fusion.config import FusionConfig
+from fusionrec.models.fusion.sources.base import ItemSource
+from fusionrec.models.fusion.sources.ids import IdSource
+
+#: the context of an item treated as unseen: no count, not seen, oldest
+COLD_CONTEXT = (0.0, 0.0, 1.0)
+
+
+def item_context(counts: np.ndarray, recency: np.ndarray) -> np.ndarray:
+    """(n_items, 3) float32: log1p(count) over its maximum, seen (0/1), recency (0 = newest, 1 = oldest/unseen)."""
+    seen = counts > 0
+    return np.stack([np.log1p(counts) / max(np.log1p(counts.max(initial=0)), 1e-6), seen,
+                     np.where(seen, recency, 1.0)], 1).astype(np.float32)
+
+
+class ItemTower(nn.Module):
+    """Item vectors ``(n, H)`` and the gate weights ``(n, M)`` behind them, for any item indices."""
+
+    def __init__(self, ids: IdSource | None, sources: list[ItemSource], counts: np.ndarray, recency: np.ndarray,
+                 cfg: FusionConfig) -> None:
+        super().__init__()
+        h = cfg.hidden
+        self.ids = ids
+        self.sources = nn.ModuleList(sources)
+        self.content_names = [n for s in sources for n in s.names]
+        self.names = (["id"] if ids is not None else []) + self.content_names
+        if not self.names:
+            raise ConfigError("fusion has no item input left: switch on id or a content source")
+        self.modality_dropout = cfg.item.modality_dropout
+        m = len(self.content_names)
+        if m:
+            self.kind = nn.Parameter(torch.zeros(m, h))  # token type embedding
+            self.blocks = nn.ModuleList(Block(h, cfg.user.heads, cfg.item.inner, cfg.user.dropout, 0.0)
+                                        for _ in range(cfg.item.layers))
+            self.gate_token = nn.Linear(h, 1)
+            self.gate_context = nn.Linear(3, m)
+            for lin in (self.gate_token, self.gate_context):
+                nn.init.normal_(lin.weight, std=0.02)
+                nn.init.zeros_(lin.bias)
+        if m and ids is not None:
+            self.mix_context = nn.Linear(3, 1)
+            self.mix_token = nn.Linear(h, 1)
+            for lin in (self.mix_context, self.mix_token):
+                nn.init.normal_(lin.weight, std=0.02)
+                nn.init.zeros_(lin.bias)
+        self.register_buffer("context", torch.from_numpy(item_context(counts, recency)), persistent=False)
+        self.register_buffer("seen", torch.from_numpy(counts > 0), persistent=False)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.seen.shape[0])
+
+    def parts(self, items: torch.Tensor, cold: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """For ``items`` (n,): the content's share ``alpha`` (n,), the content vector (n, H) and the content
+        gate (n, M); ``cold`` (n,) bool marks items to treat as unseen (ID dropout). Without content
+        sources: ``(zeros, None, None)``; without an ID: ``alpha`` is 1."""
+        seen = self.seen[items] if cold is None else self.seen[items] & ~cold
+        if not self.content_names:
+            return torch.zeros(len(items), device=items.device), None, None
+        ctx = torch.where(seen[:, None], self.context[items], self.context.new_tensor(COLD_CONTEXT))
+        toks, present = zip(*(s(items) for s in self.sources), strict=True)
+        x, p = torch.cat(toks, 1), torch.cat(present, 1)  # (n, M, H), (n, M)
+        if self.training and self.modality_dropout:  # hide content tokens so that no single one is relied on
+            p = p & (torch.rand(p.shape, device=p.device) >= self.modality_dropout)
+        x = x + self.kind
+        for block in self.blocks:
+            x, _ = block(x, causal=False)
+        logits = self.gate_token(x).squeeze(-1) + self.gate_context(ctx)  # (n, M)
+        gate = torch.nan_to_num(logits.masked_fill(~p, float("-inf")).softmax(-1))  # no content at all: 0
+        content = (gate[..., None] * x).sum(1)  # (n, H)
+        has = p.any(1)
+        if self.ids is None:
+            alpha = has.to(content.dtype)
+        else:
+            alpha = torch.sigmoid(self.mix_context(ctx) + self.mix_token(content)).squeeze(1)
+            alpha = torch.where(seen, alpha, torch.ones_like(alpha))  # unseen: all content
+            alpha = torch.where(has, alpha, torch.zeros_like(alpha))  # no content: all ID
+        return alpha, content, gate
+
+    def mix(self, items: torch.Tensor, alpha: torch.Tensor, content: torch.Tensor | None) -> torch.Tensor:
+        """(n, H) item vectors from :meth:`parts`' ``alpha`` and ``content`` for ``items``."""
+        if self.ids is None:
+            assert content is not None
+            return content
+        e = self.ids.emb(items)
+        return e if content is None else (1 - alpha)[:, None] * e + alpha[:, None] * content
+
+    def forward(self, items: torch.Tensor | None = None, cold: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, H) vectors and (n, len(names)) gate weights of ``items`` (default: every item)."""
+        if items is None:
+            items = torch.arange(self.n_items, device=self.seen.device)
+        alpha, content, gate = self.parts(items, cold)
+        v = self.mix(items, alpha, content)
+        if self.ids is None:
+            return v, gate  # type: ignore[return-value]
+        if gate is None:
+            return v, torch.ones(len(items), 1)
+        return v, torch.cat([(1 - alpha)[:, None], alpha[:, None] * gate], 1)
