@@ -242,28 +242,24 @@ class NCF(TorchRecommender):
         n_pos = torch.from_numpy(np.diff(hist.indptr).astype(np.float32))  # (b,)
         neg_ok = torch.from_numpy(np.asarray(hist[:, neg.numpy()].todense()) == 0)  # (b, M): not in the history
         neg_weight = c.negatives / neg_ok.sum(1).clamp(min=1)  # (b,): `negatives` per positive, as in training
-        for p in net.parameters():
-            p.requires_grad_(False)
         g, m = g0.clone().requires_grad_(True), m0.clone().requires_grad_(True)
         opt = torch.optim.Adam([g, m], lr=c.fold_in_lr)
         b, n_neg = len(g), len(neg)
         rows = torch.arange(b).repeat_interleave(n_neg)  # (b * M,)
-        try:
+        with torch.no_grad():
             item_first = net.first_layer_items()  # (n_items, w), fixed
-            for _ in range(c.fold_in_steps):
-                user_first = net.first_layer_users(m)  # (b, w)
-                pos = F.softplus(-net.pairs_split(g[pos_rows], user_first[pos_rows], item_first, pos_items))  # (P,)
-                negl = F.softplus(net.pairs_split(g[rows], user_first[rows], item_first, neg.repeat(b))).view(b, n_neg)
-                per_user = torch.zeros(b).index_add_(0, pos_rows, pos) / n_pos  # (b,) mean over positives
-                per_user = per_user + neg_weight * (negl * neg_ok).sum(1)
-                l2 = ((g - g0) ** 2).sum(1) + ((m - m0) ** 2).sum(1)
-                loss = (per_user + c.fold_in_l2 * l2).sum()  # a sum of independent per-user terms
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        finally:
-            for p in net.parameters():
-                p.requires_grad_(True)
+        for _ in range(c.fold_in_steps):
+            user_first = net.first_layer_users(m)  # (b, w)
+            pos = F.softplus(-net.pairs_split(g[pos_rows], user_first[pos_rows], item_first, pos_items))  # (P,)
+            negl = F.softplus(net.pairs_split(g[rows], user_first[rows], item_first, neg.repeat(b))).view(b, n_neg)
+            per_user = torch.zeros(b).index_add_(0, pos_rows, pos) / n_pos  # (b,) mean over positives
+            per_user = per_user + neg_weight * (negl * neg_ok).sum(1)
+            l2 = ((g - g0) ** 2).sum(1) + ((m - m0) ** 2).sum(1)
+            loss = (per_user + c.fold_in_l2 * l2).sum()  # a sum of independent per-user terms
+            # gradients of g and m only: nothing is written on the shared network (its parameters'
+            # .grad stay untouched), so concurrent calls do not interfere
+            g.grad, m.grad = torch.autograd.grad(loss, [g, m])
+            opt.step()
         return g.detach(), m.detach()
 
     @torch.no_grad()
