@@ -274,3 +274,18 @@ def test_event_weights_become_per_user_buckets_read_by_the_user_tower(tmp_path) 
     m.save(tmp_path / "w")
     again = Recommender.load(tmp_path / "w")
     np.testing.assert_allclose(again.score(np.arange(4)), m.score(np.arange(4)), rtol=1e-5, atol=1e-5)
+
+
+def test_validation_reads_the_weights_of_its_epoch_not_a_cached_copy(tmp_path) -> None:
+    """The item vectors are cached per model version; the trainer must drop the cache before each
+    validation (a stale cache once froze every epoch's valid NDCG@10 at the first epoch's value). The best
+    epoch's logged metric is then what the final model scores on the same valid events."""
+    from fusionrec.data.splits import leave_last_out
+
+    world = generate(SyntheticConfig(n_users=120, n_items=60, seed=4, mean_events=15, media=False))
+    split = leave_last_out(world)
+    model = Fusion(config({**TINY, "epochs": 4, "pretrain.epochs": 0, "id.dropout": 0.0},
+                          cache_dir=str(tmp_path))).fit(split.train, split.valid)
+    logged = [r["valid"]["NDCG@10"] for r in model.training_log_]
+    assert len(set(logged)) > 1, logged
+    assert evaluate(model, split.valid, (10,)).metrics["NDCG@10"] == pytest.approx(max(logged), abs=1e-9)

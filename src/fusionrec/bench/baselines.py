@@ -51,11 +51,41 @@ def baseline(dataset: str, model: str, data_dir: str | Path | None, sets: list[s
     with Stopwatch() as te:
         res = evaluate(rec, split.test, (10, 20), extra_history=split.valid.csr("order"))
     m = res.metrics
+    valid = evaluate(rec, split.valid, (10,)).metrics["NDCG@10"]
     return {"model": model, "settings": {**settings, **chosen}, "trials": len(trials),
             "protocol": split.name + "+valid-history", "HR@10": m["HR@10"], "NDCG@10": m["NDCG@10"],
             "MRR@10": m["MRR@10"], "HR@20": m["HR@20"], "NDCG@20": m["NDCG@20"],
             "train_seconds": round(fit_seconds, 3), "tune_seconds": round(tune_t.seconds, 2),
-            "eval_seconds": round(te.seconds, 3), "users": int(m["users"])}
+            "eval_seconds": round(te.seconds, 3), "users": int(m["users"]), "valid_NDCG@10": valid,
+            **training_summary(rec), **scoring_latency(rec, split),
+            # per test user, for paired comparisons (fusionrec.evaluation.significance)
+            "per_user": {"users": [int(u) for u in res.users],
+                         "NDCG@10": [round(float(x), 6) for x in res.per_user["NDCG@10"]]}}
+
+
+def scoring_latency(model: Any, split: Any) -> dict[str, Any]:
+    from fusionrec.bench.speed import scoring_latency as latency
+
+    return latency(model, split)
+
+
+def training_summary(model: Any) -> dict[str, Any]:
+    """What a trained model's log says: epochs, the best valid epoch and its metric, median s/epoch, and
+    the item-item prior's choices (fit on valid: the fused valid metric above leans optimistic)."""
+    import statistics
+
+    out: dict[str, Any] = {}
+    log = getattr(model, "training_log_", None) or []
+    if log:
+        validated = [r for r in log if "valid" in r]
+        best = max(validated, key=lambda r: next(iter(r["valid"].values()))) if validated else log[-1]
+        out.update({"epochs": len(log), "best_epoch": best["epoch"],
+                    "valid_network": next(iter(best.get("valid", {}).values()), None),
+                    "seconds_per_epoch": round(statistics.median(r["seconds"] for r in log), 3)})
+    prior = getattr(model, "prior_log_", None)
+    if prior:
+        out["prior"] = prior
+    return out
 
 
 def child_env() -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fusionrec.cli import bench_graph
+from fusionrec.cli import bench_fusion, bench_graph
 from fusionrec.cli.bench_options import (
     DataDir,
     Models,
@@ -36,6 +36,7 @@ app = typer.Typer(help="Benchmarks: each writes result rows to benchmarks/result
 app.add_typer(bench_graph.kg_app, name="kg")
 app.add_typer(bench_graph.social_app, name="social")
 app.add_typer(bench_graph.explain_app, name="explain")
+bench_fusion.register(app)
 
 @app.command("baselines")
 @friendly_errors

@@ -28,7 +28,8 @@ from fusionrec.models.base import META_FILE, Recommender, config_from_dict
 from fusionrec.models.history import History
 
 #: wrapper name -> "module:Class"
-WRAPPERS: dict[str, str] = {"prior": "fusionrec.models.prior:WithItemPrior"}
+WRAPPERS: dict[str, str] = {"prior": "fusionrec.models.prior:WithItemPrior",
+                             "side_events": "fusionrec.models.side_history:WithSideEvents"}
 
 #: attributes set on a model by the jobs and the CLI that belong to the inner (trained) model
 _FORWARDED = frozenset({"checkpoint_dir", "on_epoch", "init_from", "pretrain_only"})

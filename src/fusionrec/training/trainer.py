@@ -469,6 +469,7 @@ class Trainer:
         if best_state is not None:  # keep the best validated weights
             raw.load_state_dict(best_state)
         raw.eval()
+        _weights_changed(model)
         return st.history
 
     # ------------------------------------------------------------------ checkpoints
@@ -525,15 +526,26 @@ def _load_best(ck: Path, name: str | None) -> dict[str, torch.Tensor] | None:
 
 @contextmanager
 def _eval_view(model: Any, raw: torch.nn.Module, cuda: bool) -> Iterator[None]:
-    """Let the model score with its plain network in eval mode (a CPU copy when training on CUDA)."""
+    """Let the model score with its plain network in eval mode (a CPU copy when training on CUDA).
+
+    A model that caches what it computes from its weights (item vectors) is told they changed
+    (``weights_changed()``), before and after."""
     net = copy.deepcopy(raw).cpu() if cuda else raw
     net.eval()
     model.network_ = net
+    _weights_changed(model)
     try:
         yield
     finally:
         model.network_ = raw
+        _weights_changed(model)
         raw.train()
+
+
+def _weights_changed(model: Any) -> None:
+    hook = getattr(model, "weights_changed", None)
+    if hook is not None:
+        hook()
 
 
 def check_positive(cfg: Any, names: Iterable[str]) -> None:

@@ -6,13 +6,15 @@ For items ``i`` (any subset of the catalogue):
   item has that input; a token-type embedding is added and ``item.layers`` Transformer blocks let
   the tokens attend to each other (cross-modal attention);
 * a gate ``g_im = softmax_m(a . t_im + c_m(context_i))`` over the present tokens (context: the item's
-  training count, whether it was seen, its recency) gives the content vector ``c_i = sum_m g_im t_im``;
-* the content's share ``alpha_i = sigmoid(w . context_i + u . c_i + b)`` mixes it with the ID embedding:
-  ``v_i = (1 - alpha_i) e_i + alpha_i c_i``. An item unseen in training has no trained ID
-  (``alpha = 1``); an item without content has ``alpha = 0``. With ``alpha -> 0`` the model is SASRec:
-  the gate can always fall back to the ID model, and leans on content where the ID knows little.
+  training count, whether it was seen, its recency) gives the fused content ``f_i = sum_m g_im t_im``,
+  and an output map the content vector ``c_i = W f_i`` (W starts near 0: training starts as SASRec);
+* a per-item weight ``alpha_i = sigmoid(w . context_i + u . f_i + b)`` adds it to the ID embedding:
+  ``v_i = e_i + alpha_i c_i``. An item unseen in training has no trained ID: ``v_i = c_i``; an item
+  without content has ``alpha = 0``. With ``c -> 0`` (or ``alpha -> 0``) the model is SASRec: the gate
+  can always fall back to the ID model, and adds content where the ID knows little (rare items).
 
-The gate weights reported per item (``explain``) are ``[1 - alpha, alpha g_i1, ..., alpha g_iM]``.
+The gate weights reported per item (``explain``) are each source's share of the vector:
+``w_id = |e_i| / (|e_i| + alpha_i |c_i|)`` (0 for an unseen item) and ``(1 - w_id) g_im`` for content.
 
 Training cost: the tower runs on the items a step needs (:meth:`ItemTower.parts`), not the whole
 catalogue; see :mod:`fusionrec.models.fusion.training`.
@@ -65,6 +67,8 @@ class ItemTower(nn.Module):
             for lin in (self.gate_token, self.gate_context):
                 nn.init.normal_(lin.weight, std=0.02)
                 nn.init.zeros_(lin.bias)
+            self.out = nn.Linear(h, h, bias=False)  # fused content -> the item space, near 0 at the start
+            nn.init.normal_(self.out.weight, std=1e-3)
         if m and ids is not None:
             self.mix_context = nn.Linear(3, 1)
             self.mix_token = nn.Linear(h, 1)
@@ -80,9 +84,9 @@ class ItemTower(nn.Module):
 
     def parts(self, items: torch.Tensor, cold: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """For ``items`` (n,): the content's share ``alpha`` (n,), the content vector (n, H) and the content
+        """For ``items`` (n,): the content's weight ``alpha`` (n,), the content vector (n, H) and the content
         gate (n, M); ``cold`` (n,) bool marks items to treat as unseen (ID dropout). Without content
-        sources: ``(zeros, None, None)``; without an ID: ``alpha`` is 1."""
+        sources: ``(zeros, None, None)``; for an unseen item (or without an ID) ``alpha`` is 1."""
         seen = self.seen[items] if cold is None else self.seen[items] & ~cold
         if not self.content_names:
             return torch.zeros(len(items), device=items.device), None, None
@@ -96,23 +100,22 @@ class ItemTower(nn.Module):
             x, _ = block(x, causal=False)
         logits = self.gate_token(x).squeeze(-1) + self.gate_context(ctx)  # (n, M)
         gate = torch.nan_to_num(logits.masked_fill(~p, float("-inf")).softmax(-1))  # no content at all: 0
-        content = (gate[..., None] * x).sum(1)  # (n, H)
+        fused = (gate[..., None] * x).sum(1)  # (n, H)
         has = p.any(1)
         if self.ids is None:
-            alpha = has.to(content.dtype)
+            alpha = has.to(fused.dtype)
         else:
-            alpha = torch.sigmoid(self.mix_context(ctx) + self.mix_token(content)).squeeze(1)
+            alpha = torch.sigmoid(self.mix_context(ctx) + self.mix_token(fused)).squeeze(1)
             alpha = torch.where(seen, alpha, torch.ones_like(alpha))  # unseen: all content
             alpha = torch.where(has, alpha, torch.zeros_like(alpha))  # no content: all ID
-        return alpha, content, gate
+        return alpha, self.out(fused), gate
 
-    def mix(self, items: torch.Tensor, alpha: torch.Tensor, content: torch.Tensor | None) -> torch.Tensor:
-        """(n, H) item vectors from :meth:`parts`' ``alpha`` and ``content`` for ``items``."""
+    def id_part(self, items: torch.Tensor, cold: torch.Tensor | None = None) -> torch.Tensor | None:
+        """(n, H) the ID embeddings of ``items``, zero where an item is unseen (or ``cold``); None without IDs."""
         if self.ids is None:
-            assert content is not None
-            return content
-        e = self.ids.emb(items)
-        return e if content is None else (1 - alpha)[:, None] * e + alpha[:, None] * content
+            return None
+        seen = self.seen[items] if cold is None else self.seen[items] & ~cold
+        return self.ids.emb(items) * seen[:, None]
 
     def forward(self, items: torch.Tensor | None = None, cold: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,9 +123,13 @@ class ItemTower(nn.Module):
         if items is None:
             items = torch.arange(self.n_items, device=self.seen.device)
         alpha, content, gate = self.parts(items, cold)
-        v = self.mix(items, alpha, content)
-        if self.ids is None:
-            return v, gate  # type: ignore[return-value]
-        if gate is None:
-            return v, torch.ones(len(items), 1)
-        return v, torch.cat([(1 - alpha)[:, None], alpha[:, None] * gate], 1)
+        e = self.id_part(items, cold)
+        if content is None:
+            assert e is not None
+            return e, torch.ones(len(items), 1)
+        c = alpha[:, None] * content
+        if e is None:
+            return c, gate  # type: ignore[return-value]
+        ne, nc = e.norm(dim=1), c.norm(dim=1)
+        w_id = torch.where(ne > 0, ne / (ne + nc).clamp(min=1e-12), torch.zeros_like(ne))
+        return e + c, torch.cat([w_id[:, None], (1 - w_id)[:, None] * gate], 1)  # type: ignore[index]

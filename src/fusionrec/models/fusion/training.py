@@ -7,7 +7,7 @@ ml-latest-small). Here a step runs the tower only on the items it needs — the 
 covers every item, exactly:
 
 * every item's ID embedding is live (its gradient is SASRec's, for every item);
-* the content part of an item outside the step (its content vector and its share ``alpha``) is read
+* the content part of an item outside the step (its content vector and its weight ``alpha``) is read
   from a :class:`ContentCache`, refreshed for the whole catalogue at the start of every epoch and,
   for the items the tower ran on, at every step (their fresh values, detached).
 
@@ -91,12 +91,9 @@ def step_vectors(tower: ItemTower, seq: torch.Tensor, cold: torch.Tensor | None,
         cache.content[cand] = content_c.detach()
     alpha = cache.alpha.index_copy(0, cand, alpha_c)  # (n,), gradients flow to the fresh rows
     content = cache.content.index_copy(0, cand, content_c)  # (n, H)
-    if tower.ids is None:
-        return content
-    if cold is not None:
-        alpha = torch.where(cold & (cache.alpha > 0), torch.ones_like(alpha), alpha)
-    e = tower.ids.emb.weight  # (n, H): every ID live
-    return (1 - alpha)[:, None] * e + alpha[:, None] * content
+    v = alpha[:, None] * content
+    e = tower.id_part(torch.arange(n), cold)  # (n, H): every ID live
+    return v if e is None else e + v
 
 
 def training_step(model: Any, batch: Any) -> torch.Tensor:
