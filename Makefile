@@ -1,4 +1,5 @@
-# Quick start:  make demo  (set up, train + evaluate the baselines on the built-in data, print the leaderboard)
+# Quick start:  make demo  (set up; on the built-in synthetic world train the fusion model next to the baselines,
+#                           print the leaderboard, then one user's recommendations with their explanation)
 #               make test  (set up, run the tests)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -17,8 +18,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]" "$(TORCH)"  # the pin keeps extras from pulling another torch
 	touch $@
 
+DEMO   ?= runs/demo
+
 demo: setup
-	$(VENV)/bin/fusionrec leaderboard --dataset synthetic
+	$(VENV)/bin/fusionrec leaderboard --dataset synthetic --models pop,itemknn,ease,als,fusion --save $(DEMO)
+	$(VENV)/bin/fusionrec explain --run $(DEMO)/fusion --k 5
 
 test: setup
 	$(PY) -m pytest -q

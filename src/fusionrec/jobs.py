@@ -256,11 +256,12 @@ def leaderboard(
     seed: int = 0,
     tune_on_valid: bool = True,
     on_result: Callable[[str, dict[str, float]], None] | None = None,
+    on_model: Callable[[str, Recommender, S.Split], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Train each model on one split and evaluate it on the test users (valid events as history).
 
     As in ``fusionrec train``, settings are tuned on the valid part first (``train_seconds``
-    includes the tuning).
+    includes the tuning). ``on_model(name, model, split)`` receives each fitted model (e.g. to save it).
     """
     split = make_split(data, protocol, seed)
     extra = split.valid.csr("order") if split.valid is not None and split.valid.n_interactions else None
@@ -281,4 +282,6 @@ def leaderboard(
         rows.append(row)
         if on_result is not None:
             on_result(name, row)
+        if on_model is not None:
+            on_model(name, model, split)
     return rows

@@ -26,7 +26,8 @@ from rich.table import Table
 from fusionrec.errors import FusionrecError
 
 console = Console(stderr=True)
-out = Console(soft_wrap=True)
+#: tables go to stdout; piped to a file or a log (no terminal to measure), they get room for their columns
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -65,6 +65,7 @@ def leaderboard(
     models: Annotated[str, typer.Option("--models", help="Comma-separated model names.")] = DEFAULT_MODELS,
     split: Annotated[str, typer.Option("--split")] = "loo",
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    save: Annotated[Path | None, typer.Option("--save", help="Also save each model's run as SAVE/<model> (and the split in SAVE/split), e.g. for 'fusionrec explain'.")] = None,
 ) -> None:
     """Train every model on one split and print a leaderboard sorted by NDCG@10."""
     from fusionrec.data import catalog
@@ -78,7 +79,20 @@ def leaderboard(
     def on_result(name: str, row: dict[str, float]) -> None:
         console.print(f"[green]✓[/] {name}: NDCG@10 {row['NDCG@10']:.4f} ({row['train_s']:.2f} s)", highlight=False)
 
-    rows = run_leaderboard(data, names, protocol=split, seed=seed, on_result=on_result)
+    def on_model(name: str, model: object, parts: object) -> None:
+        if save is None:
+            return
+        from fusionrec.data.splits import write_split
+        from fusionrec.run import Run
+
+        Run(model, parts.train.user_ids, parts.train.item_ids, {"dataset": dataset, "split": split}).save(save / name)  # type: ignore[attr-defined]
+        if not (save / "split").exists():
+            write_split(parts, save / "split")  # type: ignore[arg-type]
+
+    rows = run_leaderboard(data, names, protocol=split, seed=seed, on_result=on_result, on_model=on_model)
+    if save is not None:
+        console.print(f"runs saved in {save}/<model> (explain one: fusionrec explain --run {save}/{names[-1]})",
+                      highlight=False)
     rows.sort(key=lambda r: -r["NDCG@10"])
     cols = ["model", "NDCG@10", "HR@10", "MRR@10", "Recall@20", "Coverage@10", "train_s"]
     out.print(metrics_table(f"leaderboard: {data.name} ({split})", rows, cols))

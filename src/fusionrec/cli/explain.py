@@ -96,7 +96,7 @@ def _table(result: dict[str, Any]) -> Table:
 @friendly_errors
 def explain(
     run_dir: Annotated[Path, typer.Option("--run", help="Run directory from 'fusionrec train'.")],
-    user: Annotated[str, typer.Option("--user", help="Raw user id.")],
+    user: Annotated[str | None, typer.Option("--user", help="Raw user id (default: the run's first user with a history).")] = None,
     item: Annotated[str | None, typer.Option("--item", help="Explain this item instead of the top-K list.")] = None,
     k: Annotated[int, typer.Option("--k", help="How many recommendations to explain.")] = 10,
     history: Annotated[Path | None, typer.Option("--history", help="Extra events (user,item,timestamp) used at inference.")] = None,
@@ -108,6 +108,16 @@ def explain(
 
     if k <= 0:
         raise ConfigError(f"--k must be a positive integer, got {k}")
-    result = explain_user(Run.load(run_dir), user, item=item, k=k, history=_load_events(history))
+    run = Run.load(run_dir)
+    if user is None:
+        lengths = np.diff(run.model.train_matrix_.indptr)
+        if not (lengths > 0).any():
+            raise ConfigError(f"{run_dir}: no user has a training history; give --user")
+        user = str(run.user_ids.raw(np.array([int(np.argmax(lengths > 0))]))[0])
+        from fusionrec.cli.common import console
+
+        console.print(f"explaining user {user} (the run's first user with a history; choose one with --user)",
+                      highlight=False)
+    result = explain_user(run, user, item=item, k=k, history=_load_events(history))
     out.print(_table(result))
     print_json(result)
