@@ -58,9 +58,23 @@ def baseline(dataset: str, model: str, data_dir: str | Path | None, sets: list[s
             "train_seconds": round(fit_seconds, 3), "tune_seconds": round(tune_t.seconds, 2),
             "eval_seconds": round(te.seconds, 3), "users": int(m["users"]), "valid_NDCG@10": valid,
             **training_summary(rec), **scoring_latency(rec, split),
-            # per test user, for paired comparisons (fusionrec.evaluation.significance)
-            "per_user": {"users": [int(u) for u in res.users],
-                         "NDCG@10": [round(float(x), 6) for x in res.per_user["NDCG@10"]]}}
+            # per test user, for paired comparisons (fusionrec.evaluation.significance) and for where a model
+            # gains: the user's training events and the training count of their test item
+            "per_user": per_user(res, split)}
+
+
+def per_user(res: Any, split: Any) -> dict[str, list[Any]]:
+    """Per test user (in ``res.users`` order): id, NDCG@10, training events, training count of the test item."""
+    import numpy as np
+
+    train = split.train.csr("binary")
+    lengths = np.diff(train.indptr)
+    counts = np.asarray(train.sum(axis=0)).ravel()
+    test = split.test.interactions.drop_duplicates("user").set_index("user")["item"]
+    users = np.asarray(res.users)
+    return {"users": [int(u) for u in users], "NDCG@10": [round(float(x), 6) for x in res.per_user["NDCG@10"]],
+            "history": [int(lengths[u]) if u < len(lengths) else 0 for u in users],
+            "item_count": [int(counts[test[u]]) for u in users]}
 
 
 def scoring_latency(model: Any, split: Any) -> dict[str, Any]:

@@ -29,7 +29,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 def lastfm(variant: str, data_dir: Path, seed: int, sets: list[str]) -> dict[str, Any]:
     """One row: ``variant`` (a key of :data:`VARIANTS`) with its defaults (settings open in its search space
     tuned on valid), its test metrics and per-user NDCG@10."""
-    from fusionrec.bench.baselines import model_sets, training_summary
+    from fusionrec.bench.baselines import model_sets, per_user, training_summary
     from fusionrec.data import load
     from fusionrec.data.splits import random_leave_one_out
     from fusionrec.evaluation import evaluate
@@ -53,5 +53,4 @@ def lastfm(variant: str, data_dir: Path, seed: int, sets: list[str]) -> dict[str
             "train_seconds": round(t.seconds, 1), "trials": len(trials),
             "side_events_dropped": dropped.total if dropped is not None else None,
             "added_pairs": getattr(model, "added_pairs_", None), **training_summary(model),
-            "per_user": {"users": [int(u) for u in res.users],
-                         "NDCG@10": [round(float(x), 6) for x in res.per_user["NDCG@10"]]}}
+            "per_user": per_user(res, split)}

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fusionrec.bench.report import Column, Table
+from fusionrec.bench.tables_models import TABLES as MODEL_TABLES
 
 
 def _settings(row: Mapping[str, Any]) -> str:
@@ -105,4 +106,4 @@ _ABLATION = Table(
 #: every table BENCHMARKS.md may hold, by marker name
 TABLES: dict[str, Table] = {t.name: t for t in (
     _baselines("ml-100k"), _baselines("ml-latest-small"), _RANKING, _CV, _KG_LINKPRED, _KG_REC, _SOCIAL_REC,
-    _SOCIAL_NEW_USERS, _EXPLAIN, _ABLATION)}
+    _SOCIAL_NEW_USERS, _EXPLAIN, _ABLATION, *MODEL_TABLES)}
