@@ -82,14 +82,11 @@ class ItemTower(nn.Module):
     def n_items(self) -> int:
         return int(self.seen.shape[0])
 
-    def parts(self, items: torch.Tensor, cold: torch.Tensor | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """For ``items`` (n,): the content's weight ``alpha`` (n,), the content vector (n, H) and the content
-        gate (n, M); ``cold`` (n,) bool marks items to treat as unseen (ID dropout). Without content
-        sources: ``(zeros, None, None)``; for an unseen item (or without an ID) ``alpha`` is 1."""
+    def fuse(self, items: torch.Tensor, cold: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The deep part, for ``items`` (n,) of a tower with content sources: the fused content ``f`` (n, H),
+        whether each item has any content (n,), and the content gate (n, M)."""
         seen = self.seen[items] if cold is None else self.seen[items] & ~cold
-        if not self.content_names:
-            return torch.zeros(len(items), device=items.device), None, None
         ctx = torch.where(seen[:, None], self.context[items], self.context.new_tensor(COLD_CONTEXT))
         toks, present = zip(*(s(items) for s in self.sources), strict=True)
         x, p = torch.cat(toks, 1), torch.cat(present, 1)  # (n, M, H), (n, M)
@@ -100,15 +97,31 @@ class ItemTower(nn.Module):
             x, _ = block(x, causal=False)
         logits = self.gate_token(x).squeeze(-1) + self.gate_context(ctx)  # (n, M)
         gate = torch.nan_to_num(logits.masked_fill(~p, float("-inf")).softmax(-1))  # no content at all: 0
-        fused = (gate[..., None] * x).sum(1)  # (n, H)
-        has = p.any(1)
+        return (gate[..., None] * x).sum(1), p.any(1), gate
+
+    def head(self, items: torch.Tensor, fused: torch.Tensor, has: torch.Tensor, cold: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cheap part: the content's weight ``alpha`` (n,) and the content vector ``W f`` (n, H) of
+        ``items`` from their fused content ``f`` and whether they have content ``has``."""
         if self.ids is None:
-            alpha = has.to(fused.dtype)
-        else:
-            alpha = torch.sigmoid(self.mix_context(ctx) + self.mix_token(fused)).squeeze(1)
-            alpha = torch.where(seen, alpha, torch.ones_like(alpha))  # unseen: all content
-            alpha = torch.where(has, alpha, torch.zeros_like(alpha))  # no content: all ID
-        return alpha, self.out(fused), gate
+            return has.to(fused.dtype), self.out(fused)
+        seen = self.seen[items] if cold is None else self.seen[items] & ~cold
+        ctx = torch.where(seen[:, None], self.context[items], self.context.new_tensor(COLD_CONTEXT))
+        alpha = torch.sigmoid(self.mix_context(ctx) + self.mix_token(fused)).squeeze(1)
+        alpha = torch.where(seen, alpha, torch.ones_like(alpha))  # unseen: all content
+        alpha = torch.where(has, alpha, torch.zeros_like(alpha))  # no content: all ID
+        return alpha, self.out(fused)
+
+    def parts(self, items: torch.Tensor, cold: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """For ``items`` (n,): the content's weight ``alpha`` (n,), the content vector (n, H) and the content
+        gate (n, M); ``cold`` (n,) bool marks items to treat as unseen (ID dropout). Without content
+        sources: ``(zeros, None, None)``; for an unseen item (or without an ID) ``alpha`` is 1."""
+        if not self.content_names:
+            return torch.zeros(len(items), device=items.device), None, None
+        fused, has, gate = self.fuse(items, cold)
+        alpha, content = self.head(items, fused, has, cold)
+        return alpha, content, gate
 
     def id_part(self, items: torch.Tensor, cold: torch.Tensor | None = None) -> torch.Tensor | None:
         """(n, H) the ID embeddings of ``items``, zero where an item is unseen (or ``cold``); None without IDs."""

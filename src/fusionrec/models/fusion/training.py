@@ -7,9 +7,18 @@ ml-latest-small). Here a step runs the tower only on the items it needs — the 
 covers every item, exactly:
 
 * every item's ID embedding is live (its gradient is SASRec's, for every item);
-* the content part of an item outside the step (its content vector and its weight ``alpha``) is read
-  from a :class:`ContentCache`, refreshed for the whole catalogue at the start of every epoch and,
-  for the items the tower ran on, at every step (their fresh values, detached).
+* the deep part of the tower (token projections, cross-modal attention, the modality gate) of an item
+  outside the step is read from a :class:`ContentCache` of each item's fused content ``f``, refreshed
+  for the whole catalogue at the start of every epoch and, for the items the tower ran on, at every
+  step (their fresh values, detached); the cheap head on top of it (the content map ``W f`` and the
+  weight ``alpha``) runs on every item at every step, so those parameters see every item's gradient.
+
+The deep part's gradient is then an importance-sampled estimate of its full-softmax gradient: the
+batch's items are always in the step (inclusion probability 1), every other item is drawn with
+probability ``q = 1 - (1 - 1/n)^sampled``, and the gradient reaching a drawn item's fused content is
+divided by its ``q`` (a log-Q style correction). Without it, the items of the batch — each position's
+targets among them — would be the only ones whose content could move, and the tower would learn to
+lift them above the stale rest (the loss first fell faster than the exact one, then diverged).
 
 So the user side and every ID see the full-softmax gradient; the tower's parameters learn from the
 items of the step. Catalogues up to ``2 x item.sampled_items`` items run whole at every step (no
@@ -49,50 +58,52 @@ def runs_whole(n_items: int, sampled_items: int) -> bool:
 
 
 class ContentCache:
-    """The content part of every item (``alpha`` (n,), content vector (n, H)) as the tower last computed it."""
+    """The fused content ``f`` (n, H) of every item and whether it has content (n,), as the deep part of
+    the tower last computed them."""
 
     def __init__(self, tower: ItemTower) -> None:
-        self.alpha = torch.zeros(tower.n_items)
-        self.content: torch.Tensor | None = None
+        self.fused = torch.zeros(tower.n_items, tower.kind.shape[1])
+        self.has = torch.zeros(tower.n_items, dtype=torch.bool)
         self.refresh(tower)
 
     @torch.no_grad()
     def refresh(self, tower: ItemTower) -> None:
-        """Run the tower (in eval mode) over every item, in chunks."""
+        """Run the deep part (in eval mode) over every item, in chunks."""
         was = tower.training
         tower.eval()
         try:
-            parts = []
             for lo in range(0, tower.n_items, REFRESH_CHUNK):
                 items = torch.arange(lo, min(lo + REFRESH_CHUNK, tower.n_items))
-                alpha, content, _ = tower.parts(items)
-                self.alpha[items] = alpha
-                if content is not None:
-                    parts.append(content)
-            self.content = torch.cat(parts) if parts else None
+                fused, has, _ = tower.fuse(items)
+                self.fused[items], self.has[items] = fused, has
         finally:
             tower.train(was)
 
 
 def step_vectors(tower: ItemTower, seq: torch.Tensor, cold: torch.Tensor | None, cache: ContentCache | None,
                  sampled: int) -> torch.Tensor:
-    """(n_items, H) item vectors for one step: fresh (with gradients) where the tower ran, see the module
-    docstring. ``seq`` (B, W) is the batch's item indices + 1; ``cold`` (n_items,) the ID-dropout mask."""
-    if cache is None or cache.content is None:
+    """(n_items, H) item vectors for one step: see the module docstring. ``seq`` (B, W) is the batch's item
+    indices + 1; ``cold`` (n_items,) the ID-dropout mask."""
+    if cache is None:
         v, _ = tower(None, cold)
         return v
     n = tower.n_items
     batch_items = seq[seq > 0] - 1
     cand = torch.unique(torch.cat([batch_items, torch.randint(0, n, (sampled,))]))  # (C,)
-    alpha_c, content_c, _ = tower.parts(cand, cold[cand] if cold is not None else None)
-    assert content_c is not None
-    with torch.no_grad():  # what the tower just computed is the freshest content of these items
-        cache.alpha[cand] = alpha_c.detach()
-        cache.content[cand] = content_c.detach()
-    alpha = cache.alpha.index_copy(0, cand, alpha_c)  # (n,), gradients flow to the fresh rows
-    content = cache.content.index_copy(0, cand, content_c)  # (n, H)
+    fused_c, has_c, _ = tower.fuse(cand, cold[cand] if cold is not None else None)
+    if fused_c.requires_grad:  # an unbiased estimate of the deep part's full-catalogue gradient (module docstring)
+        in_batch = torch.zeros(n, dtype=torch.bool)
+        in_batch[batch_items] = True
+        q = torch.where(in_batch[cand], torch.ones(()), torch.tensor(1.0 - (1.0 - 1.0 / n) ** sampled))
+        fused_c.register_hook(lambda g: g / q[:, None])
+    with torch.no_grad():  # what the deep part just computed is the freshest content of these items
+        cache.fused[cand] = fused_c.detach()
+        cache.has[cand] = has_c
+    fused = cache.fused.index_copy(0, cand, fused_c)  # (n, H), gradients flow to the fresh rows
+    everything = torch.arange(n)
+    alpha, content = tower.head(everything, fused, cache.has, cold)  # exact for every item given f
+    e = tower.id_part(everything, cold)  # (n, H): every ID live
     v = alpha[:, None] * content
-    e = tower.id_part(torch.arange(n), cold)  # (n, H): every ID live
     return v if e is None else e + v
 
 
