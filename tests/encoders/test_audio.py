@@ -94,6 +94,7 @@ def test_audio_cnn_aligned_to_pitch_behaviour(tmp_path) -> None:
     target /= np.linalg.norm(target, axis=1, keepdims=True)
     cos = (v * target).sum(1).mean()
     shuffled = (v * target[::-1]).sum(1).mean()
+    # seeds 0-9 at 1 thread and 0-4 at 2 threads: cosine 0.985-0.999, reversed order 0.18-0.26
     assert cos > 0.8 and cos > shuffled + 0.3, (cos, shuffled, enc.report_)
     arrays, meta = enc.to_state()
     np.testing.assert_array_equal(LogMelCNNAudioEncoder.from_state(arrays, meta).encode(clips[48:]), v)

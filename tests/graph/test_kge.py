@@ -36,8 +36,12 @@ def world() -> tuple[Triples, Triples, Triples]:
 
 @pytest.mark.parametrize("model", ["transe", "rotate"])
 def test_link_prediction_beats_random_by_far(model: str, world: tuple[Triples, Triples, Triples]) -> None:
+    """Seeds 0-19 at 1 thread, 0-4 at 2 threads and on torch's AVX2 kernels: MRR 9.2-11.3 times
+    random's and Hits@10 0.62-0.89 (TransE), 0.91-1.00 (RotatE), against bars of 5 times and 0.5.
+    (At 60 epochs and lr 0.02 RotatE's MRR was 1.9-8.5 times random's and its Hits@10 0.18-0.82, TransE's
+    Hits@10 0.50-0.70: seed 0 passed, seeds 1 and 3 did not.)"""
     known, train, test = world
-    m = KGEmbedding(KGEConfig(model=model, dim=16, epochs=60, batch_size=64, negatives=16, lr=0.02,
+    m = KGEmbedding(KGEConfig(model=model, dim=16, epochs=100, batch_size=64, negatives=16, lr=0.05,
                               margin=4.0)).fit(train)
     res = link_prediction(m, test, known)
     random_mrr = float(np.mean(1.0 / np.arange(1, known.n_entities + 1)))  # ~0.05 for 108 entities
@@ -49,6 +53,7 @@ def test_link_prediction_beats_random_by_far(model: str, world: tuple[Triples, T
 
 def test_untrained_embeddings_do_not_pass_the_bar(world: tuple[Triples, Triples, Triples]) -> None:
     known, train, test = world  # the bar above can fail: one epoch of tiny lr stays near random
+    # (Hits@10 0.02-0.09 over seeds 0-4)
     m = KGEmbedding(KGEConfig(model="transe", dim=16, epochs=1, lr=1e-5)).fit(train)
     assert link_prediction(m, test, known)["Hits@10"] < 0.5
 

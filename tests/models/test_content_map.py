@@ -40,7 +40,10 @@ def test_design_columns() -> None:
 
 
 def test_fit_recovers_a_nonlinear_year_effect_and_round_trips() -> None:
-    """Targets depend on genre and on the year through a step: the piecewise-linear bins carry the step."""
+    """Targets depend on genre and on the year through a step: the piecewise-linear bins carry the step.
+
+    A closed form (no threads in play); with the features, targets and holdout drawn from seeds 0-9 the
+    cold error is 0.012-0.065 of the mean predictor's (bar 0.15), and the chosen l2 0.1 or 1.0."""
     c, year = features()
     rng = np.random.default_rng(1)
     g = rng.standard_normal((4, 6))

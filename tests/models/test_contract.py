@@ -36,7 +36,15 @@ NEEDS_RATINGS = {"mf"}
 #: my block". For the same reason a new user who has seen items 0, 1 must get block-0 items in the top
 #: 2, not 3: after 0, 1 every ordered training sequence goes on with 2 or 3, never 4 or 5.
 SEQUENTIAL = {"sasrec", "gru4rec", "caser", "fusion"}
-#: Small, fast settings for the tiny data (applied where the config has the field).
+#: Small, fast settings for the tiny data (applied where the config has the field). Measured for every
+#: model at seeds 0-9 with 1 thread (kg, gru4rec, caser also 0-9 with 2 threads): the held-out item ranked
+#: first among each user's unseen items (ALS: at worst 2nd), and the first other-block item in the new
+#: user's list came 4th or 5th (the checks need it after the 3rd; sequence models after the 2nd). Three
+#: entries were sized from that spread. kg: at its defaults (one step per epoch) a held-out item ranked
+#: as low as 17th and the new user's top 3 held another block's item at seeds 1-6, 8 and 9. gru4rec: at
+#: 40 epochs it overfits the shuffled orders, and held-out items ranked 5th-6th at seeds 1, 3 and 4.
+#: caser: a new user has a zero user vector; at user_dropout 0.2 its list led with another block's item
+#: at seeds 5 and 7. Seed 0 passed with all three.
 TINY: dict[str, dict[str, object]] = {
     "*": {"factors": 4},
     "puresvd": {"factors": 3},
@@ -47,13 +55,14 @@ TINY: dict[str, dict[str, object]] = {
             "threads": 1},
     "sasrec": {"hidden": 16, "inner": 32, "layers": 1, "heads": 1, "max_len": 8, "dropout": 0.1, "attn_dropout": 0.0,
                "targets": 1, "epochs": 40, "batch_size": 8, "lr": 0.01, "warmup_steps": 0, "threads": 1},
-    "gru4rec": {"hidden": 32, "max_len": 8, "dropout": 0.0, "targets": 1, "epochs": 40, "batch_size": 8, "lr": 0.02,
+    "gru4rec": {"hidden": 32, "max_len": 8, "dropout": 0.0, "targets": 1, "epochs": 20, "batch_size": 8, "lr": 0.02,
                 "warmup_steps": 0, "threads": 1},
+    "kg": {"factors": 8, "epochs": 40, "batch_size": 32, "lr": 0.02, "threads": 1},
     "fusion": {"hidden": 16, "user.inner": 32, "user.layers": 1, "user.heads": 1, "user.max_len": 8,
                "user.dropout": 0.1, "user.attn_dropout": 0.0, "user.targets": 1, "epochs": 40, "batch_size": 8,
                "lr": 0.01, "warmup_steps": 0, "threads": 1, "item.inner": 32, "text.encoder": "hashed"},
     "caser": {"hidden": 16, "window": 3, "targets": 2, "horizontal": 4, "vertical": 2, "dropout": 0.0,
-              "epochs": 40, "batch_size": 32, "lr": 0.01, "warmup_steps": 0, "threads": 1},
+              "user_dropout": 0.5, "epochs": 40, "batch_size": 32, "lr": 0.01, "warmup_steps": 0, "threads": 1},
 }
 #: An invalid value per common setting; a model's config must reject the first one it has.
 BAD_VALUES: list[tuple[str, object]] = [("factors", 0), ("neighbors", 0), ("l2", 0.0), ("iterations", 0),

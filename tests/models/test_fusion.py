@@ -50,18 +50,29 @@ def _cold_recall(model: Recommender, split, k: int = 10) -> float:
     return evaluate(model, split.test, (k,), candidates=mask).metrics[f"Recall@{k}"]
 
 
+def _mean_cold_recall(settings: dict, split, cache_dir: str, seeds: tuple[int, ...] = (0, 1, 2)) -> float:
+    """Cold recall averaged over models trained with ``seeds``: for effects too close to one run's spread
+    (another CPU's floating-point path moves a result as another seed does)."""
+    return float(np.mean([_cold_recall(Fusion(config(settings, seed=s, cache_dir=cache_dir)).fit(split.train), split)
+                          for s in seeds]))
+
+
 def test_cold_items_are_ranked_from_their_images(fitted, cold, tmp_path) -> None:
     """Items never seen in training are ranked from content: with images, well above chance (10 of
     30 cold items: 0.33); without the image modality (text, genres and price carry no signal in
-    this world) near chance."""
+    this world) near chance.
+
+    One run each: over seeds 0-9 at 1 thread and 0-4 at 2 threads, with images 0.61-0.69, without
+    0.37-0.42, the gap 0.21-0.32; bars: a gap of 0.1 and 0.5 with images."""
     blind = Fusion(config({**TINY, "image": False}, cache_dir=str(tmp_path))).fit(cold.train)
     with_image, without = _cold_recall(fitted, cold), _cold_recall(blind, cold)
-    assert with_image > without + 0.08 and with_image > 0.45, (with_image, without)
+    assert with_image > without + 0.1 and with_image > 0.5, (with_image, without)
 
 
 def test_the_gate_leans_on_content_for_cold_items(fitted) -> None:
     """A cold item has no behaviour: its ID weight is 0 and its vector is all content; warm items
-    give their learned ID a real share, and every item's weights sum to 1."""
+    give their learned ID a real share (on average 0.36-0.41 over seeds 0-9 at 1 thread and 0-4 at 2;
+    bar 0.05), and every item's weights sum to 1."""
     _, gates = fitted.item_vectors()
     id_gate = gates[:, fitted.gate_names.index("id")]
     seen = fitted.item_counts_ > 0
@@ -141,26 +152,32 @@ def test_new_users_with_a_profile_get_it_read(fitted, tmp_path) -> None:
 
 @pytest.mark.parametrize("modality", [
     pytest.param("audio", marks=pytest.mark.xfail(
-        reason="known gap: the behaviour-aligned log-mel CNN keeps less of the tone properties than the "
-               "untrained features (ridge R^2 0.13 vs 0.44 on 90 warm items), and cold recall stays at the "
-               "no-audio level (0.39)", strict=False)),
+        reason="known gap: cold recall with audio stays at the no-audio level (seeds 0-4: 0.32-0.36 with, "
+               "0.33-0.37 without; seeds 0-2 averaged 0.34 vs 0.35), though the behaviour-aligned log-mel "
+               "vectors carry the tone properties (ridge R^2 on the 30 cold items 0.33-0.62 over seeds 0-4, "
+               "untrained features 0.39)", strict=False)),
     "text",
 ])
 def test_cold_items_are_ranked_from_the_modality_that_carries_the_signal(modality: str, tmp_path) -> None:
-    """As for images: a world whose utility depends on ``modality`` only; with it vs without it.
+    """As for images: a world whose utility depends on ``modality`` only; with it vs without it,
+    each averaged over seeds 0-2.
 
-    The item tower's own cold vectors (``content_map`` off): a ridge from 512 hashed-text dimensions
-    to item vectors, fitted on 90 warm items, is too weak to show the text signal clearly here
-    (0.49 vs 0.43); the map's own checks are in test_content_map.py, its real-data figures in
-    BENCHMARKS.md."""
+    The item tower's own cold vectors: ``content_map`` off (with the ridge map from the hashed text the
+    gap was 0.07-0.14 over seeds 0-2; the map's own checks are in test_content_map.py), and no
+    contrastive pre-training (it changes little here and costs a third of the time).
+
+    One run is too noisy for a bar: without text the cold items get an arbitrary fixed order, whose
+    recall over seeds 0-9 at 1 thread (0-2 at 2 threads: the same) was 0.21-0.39, with text 0.49-0.63,
+    the gap 0.14-0.30 (mean 0.23, sd 0.045); on one Xeon an earlier model gave 0.43 vs 0.37. Means of
+    3 of those 10 seeds: with text 0.51-0.61, without 0.27-0.38, the gap 0.18-0.28 (this test's seeds:
+    0.57 vs 0.37); bars: a gap of 0.1 and 0.45 with text."""
     cfg = SyntheticConfig(n_users=300, n_items=120, seed=3, signal=(modality,), mean_events=25, noise=0.3,
                           media=True, image_size=16)
     split = cold_item_split(generate(cfg, media_dir=tmp_path / "media"), frac=0.25, seed=0, valid_frac=0.0)
-    tower = {**TINY, "content_map": False}
-    with_it = Fusion(config(tower, cache_dir=str(tmp_path))).fit(split.train)
-    without = Fusion(config({**tower, modality: False}, cache_dir=str(tmp_path))).fit(split.train)
-    a, b = _cold_recall(with_it, split), _cold_recall(without, split)
-    assert a > b + 0.08 and a > 0.45, (a, b)
+    tower = {**TINY, "content_map": False, "pretrain.epochs": 0}
+    a = _mean_cold_recall(tower, split, str(tmp_path))
+    b = _mean_cold_recall({**tower, modality: False}, split, str(tmp_path))
+    assert a > b + 0.1 and a > 0.45, (a, b)
 
 
 # -- heterogeneous sources: knowledge graph and social graph (P4) ------------------------------------
@@ -177,9 +194,14 @@ def test_the_kg_and_social_tokens_are_built_from_the_dataset(fitted) -> None:
 def test_the_social_token_ranks_new_users_from_their_friends(tmp_path) -> None:
     """Users whose whole history is hidden, known only by their friends (homophily: friends share
     tastes): with the social token their hidden items rank far better than without it (no profile
-    either way, so without friends they get popularity)."""
+    either way, so without friends they get popularity).
+
+    Popularity is flattened (0.3, default 1.0) so that tastes, which friends share, weigh more. Seeds
+    0-9 at 1 thread and 0-2 at 2 threads: Recall@10 0.25-0.27 with friends, 0.157 without (the same
+    popularity list for every seed), a ratio of 1.62-1.73; bar 1.4. (At popularity 1.0: 0.267-0.279 vs
+    0.216, a ratio of 1.24-1.30 against a bar of 1.2.)"""
     world = generate(SyntheticConfig(n_users=300, n_items=100, seed=5, mean_events=25, noise=0.3, media=False,
-                                     n_friends=8, homophily=8.0))
+                                     n_friends=8, homophily=8.0, popularity=0.3))
     users = np.random.default_rng(0).choice(world.n_users, 40, replace=False)
     inter = world.interactions
     hidden = np.isin(inter["user"].to_numpy(), users)
@@ -189,7 +211,7 @@ def test_the_social_token_ranks_new_users_from_their_friends(tmp_path) -> None:
     alone = Fusion(config({**cfg, "social": False}, cache_dir=str(tmp_path))).fit(train)
     a = evaluate(with_friends, test, (10,)).metrics["Recall@10"]
     b = evaluate(alone, test, (10,)).metrics["Recall@10"]
-    assert a > b * 1.2, (a, b)
+    assert a > b * 1.4, (a, b)
 
 
 def test_kg_and_social_state_survives_save_and_load(fitted, tmp_path) -> None:
@@ -227,7 +249,8 @@ def test_side_events_boost_the_items_they_name_and_explain_it(tmp_path) -> None:
     without = Fusion(config({**cfg, "side": False}, cache_dir=str(tmp_path))).fit(train)
     a = evaluate(with_side, test, (10,)).metrics["Recall@10"]
     b = evaluate(without, test, (10,)).metrics["Recall@10"]
-    assert a > max(0.6, 2 * b), (a, b)  # 4 tagged items, one of them held out
+    # 4 tagged items, one of them held out. Seeds 0-4 at 1 and 2 threads: 0.78-0.85 with, 0.16-0.19 without
+    assert a > max(0.6, 2 * b), (a, b)
     boost = with_side.side_boost(np.arange(3))
     assert boost.shape == (3, train.n_items) and np.all(np.diff(boost.indptr) == 4) and boost.data.min() > 0
     user, item = 0, int(test.interactions["item"].iloc[0])

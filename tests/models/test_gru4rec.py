@@ -10,6 +10,7 @@ from tests.models.sequence_data import last_items, successor_data
 
 
 def test_learns_that_item_i_is_followed_by_item_i_plus_1() -> None:
+    # seeds 0-9 at 1 thread and 0-4 at 2 threads: top-1 accuracy 1.00 every time; bar 0.9
     data = successor_data()
     model = GRU4Rec(GRU4RecConfig(hidden=16, max_len=8, dropout=0.0, targets=1, epochs=20, batch_size=16, lr=0.02,
                                   warmup_steps=0, threads=1)).fit(data)

@@ -43,6 +43,7 @@ def test_beats_the_global_mean() -> None:
     true = t["rating"].to_numpy(np.float64)
     baseline = rmse(np.full(len(t), train.interactions["rating"].mean()), true)
     got = rmse(m.predict(t["user"].to_numpy(), t["item"].to_numpy()), true)
+    # seeds 0-9 at 1 thread and 0-4 at 2 threads: RMSE 0.17-0.19 of the global mean's
     assert got < 0.7 * baseline, (got, baseline)
 
 

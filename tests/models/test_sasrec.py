@@ -21,6 +21,8 @@ def data():
 
 @pytest.mark.parametrize("loss", ["ce", "sampled"])
 def test_learns_that_item_i_is_followed_by_item_i_plus_1(data, loss: str) -> None:
+    """Over seeds 0-9 at 1 thread and 0-4 at 2 threads: top-1 accuracy 1.00 every time for both losses,
+    last/first epoch loss 0.013-0.020 (ce) and 0.029-0.071 (sampled); bars 0.9 and 0.5."""
     model = SASRec(SASRecConfig(**TINY, loss=loss, negatives=8)).fit(data)
     assert model.training_log_[-1]["loss"] < 0.5 * model.training_log_[0]["loss"]
     items, _ = model.recommend(np.arange(data.n_users), k=1)
@@ -29,6 +31,7 @@ def test_learns_that_item_i_is_followed_by_item_i_plus_1(data, loss: str) -> Non
 
 
 def test_with_three_targets_the_next_three_items_come_first() -> None:
+    """Over seeds 0-9 (1 thread) and 0-4 (2 threads): 1.00 of the top 3 are the next three, every time."""
     data = successor_data(n_items=30)  # users see 10 of 30 items: the next three are unseen
     model = SASRec(SASRecConfig(**{**TINY, "targets": 3})).fit(data)
     items, _ = model.recommend(np.arange(data.n_users), k=3)
@@ -37,16 +40,27 @@ def test_with_three_targets_the_next_three_items_come_first() -> None:
 
 
 def test_extra_history_is_read_in_its_order(data) -> None:
+    """A new user's events given at scoring time are read in the order of their keys: the same two
+    items in the other order give another next item.
+
+    The two items are 3 and 7, so that the next item is unseen either way (8 after 3, 7; 4 after 7, 3)
+    and seen items stay excluded. Over seeds 0-9 (1 thread) the right item leads the next best unseen
+    one by 2.5-4.4 (3, 7 -> 8) and 1.3-4.4 (7, 3 -> 4) in score, and 3, 4 -> 5 by 4.0-4.5. (An earlier
+    form scored 3, 4 -> 5 and 4, 3 -> 4 with ``exclude_seen=False``: the training softmax leaves seen
+    items out, so nothing teaches the model to rank the item just seen low, and 4 came first after
+    3, 4 for 8 of seeds 0-9; seed 0 passed by 0.09.)"""
     model = SASRec(SASRecConfig(**TINY)).fit(data)
-    new = data.n_users  # a new user who saw items 3 then 4 (order keys 1, 2): next is 5
-    extra = sp.csr_matrix((np.array([1.0, 2.0]), (np.array([new, new]), np.array([3, 4]))),
-                          shape=(new + 1, data.n_items))
-    items, _ = model.recommend([new], k=1, extra_history=extra, exclude_seen=False)
-    assert items[0, 0] == 5
-    swapped = extra.copy()
-    swapped.data = np.array([2.0, 1.0])  # 4 then 3: next is 4
-    items, _ = model.recommend([new], k=1, extra_history=swapped, exclude_seen=False)
-    assert items[0, 0] == 4
+    new = data.n_users
+
+    def next_item(first: int, then: int) -> int:
+        extra = sp.csr_matrix((np.array([1.0, 2.0]), (np.array([new, new]), np.array([first, then]))),
+                              shape=(new + 1, data.n_items))  # order keys 1, 2: `first`, then `then`
+        items, _ = model.recommend([new], k=1, extra_history=extra)
+        return int(items[0, 0])
+
+    assert next_item(3, 7) == 8
+    assert next_item(7, 3) == 4
+    assert next_item(3, 4) == 5
 
 
 @pytest.mark.parametrize("positions", ["start", "end"])
@@ -80,6 +94,7 @@ def test_a_trimmed_batch_gives_the_same_states_as_a_full_width_one() -> None:
 
 
 def test_both_position_schemes_learn_the_order(data) -> None:
+    # positions="end", seeds 0-9 (1 thread) and 0-4 (2 threads): top-1 accuracy 1.00 every time; bar 0.9
     model = SASRec(SASRecConfig(**TINY, positions="end")).fit(data)
     items, _ = model.recommend(np.arange(data.n_users), k=1)
     assert np.mean(items[:, 0] == (last_items(data) + 1) % data.n_items) > 0.9

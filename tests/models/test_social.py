@@ -76,7 +76,9 @@ def test_new_users_with_friends_beat_popularity(world, model) -> None:  # type: 
     pop, _ = Popularity().fit(train).recommend(hidden, k=5)
     r_social, r_pop = recall(social, hidden, truth), recall(pop, hidden, truth)
     assert r_pop < 0.2  # popularity recommends community 0's items
-    assert r_social > r_pop + 0.3, (r_social, r_pop)  # true items are 5 random of the community's 10
+    # true items are 5 random of the community's 10. A closed form: over worlds tiny_world(0..9), recall
+    # 0.40-0.63 (this world: 0.47) vs 0.00, and every list within the user's community
+    assert r_social > r_pop + 0.3, (r_social, r_pop)
     for u, r in zip(hidden, social, strict=True):  # every recommendation comes from the user's community
         community = min(truth[int(u)]) // ITEMS_PER
         assert all(int(i) // ITEMS_PER == community for i in r), (u, r)

@@ -52,7 +52,9 @@ def test_beats_the_mean_and_early_stops_on_rmse(model: RatingFormer, split) -> N
     rmse = evaluate_ratings(model, split.test)["RMSE"]
     mean = split.train.interactions["rating"].mean()
     baseline = float(np.sqrt(((split.test.interactions["rating"] - mean) ** 2).mean()))
-    assert rmse < 0.65 * baseline  # observed 0.54 vs 1.19 (biased MF: 0.76)
+    # seeds 0-9 at 1 thread and 0-4 at 2 threads: RMSE 0.45-0.50 of the mean's (0.54-0.59 vs 1.19;
+    # biased MF: 0.76)
+    assert rmse < 0.65 * baseline, (rmse, baseline)
     valid = [h["valid"]["RMSE"] for h in model.training_log_]
     assert model.valid_metric == "RMSE" and not model.valid_higher_is_better
     # the kept weights are those of the epoch with the lowest valid RMSE

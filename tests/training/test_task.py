@@ -92,7 +92,7 @@ def test_trains_on_arrays_with_after_step_after_every_step() -> None:
     assert [h["epoch"] for h in history] == list(range(1, 7)) and task.training_log_ is history
     assert task.after_steps == 6 * 4  # 64 points in batches of 16, 6 epochs
     assert task.network_.weight.abs().max() <= 1.0  # the projection holds: the true weight 2 is cut to 1
-    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["loss"] < history[0]["loss"]  # seeds 0-4, 1 and 2 threads: last/first 0.40-0.58
     assert all("MSE" in h["valid"] for h in history)
     best = best_record(history, "MSE", higher=False)
     assert best is not None and best["valid"]["MSE"] == min(h["valid"]["MSE"] for h in history)
