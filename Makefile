@@ -32,11 +32,12 @@ lint: setup
 
 # rows go to benchmarks/results/<suite>.jsonl (datasets from $FUSIONREC_DATA; a missing one is skipped),
 # then the tables of BENCHMARKS.md are regenerated from them
+# the headline figures (hours on 2 cores): every model, 3 seeds, on both MovieLens sets; fusion vs the rest
 bench: setup
-	$(VENV)/bin/fusionrec bench baselines --dataset ml-100k
-	$(VENV)/bin/fusionrec bench baselines --dataset ml-latest-small
-	$(VENV)/bin/fusionrec bench ranking --users 100000 --items 100000
-	$(VENV)/bin/fusionrec bench ranking --users 6040 --items 3706
+	$(VENV)/bin/fusionrec bench models --dataset ml-100k --seed 0,1,2 --threads 1
+	$(VENV)/bin/fusionrec bench models --dataset ml-latest-small --seed 0,1,2 --threads 1
+	$(VENV)/bin/fusionrec bench compare --dataset ml-100k
+	$(VENV)/bin/fusionrec bench compare --dataset ml-latest-small
 	$(VENV)/bin/fusionrec bench report
 
 clean:

@@ -199,6 +199,8 @@ def train_run(
         "command": " ".join(sys.argv),
         **(info or {}),
     }
+    if getattr(model, "stages_", None):  # a stacked fit: whether the content stage improved the valid metric
+        meta["stages"] = model.stages_
     if getattr(model, "prior_log_", None):  # the item-item prior's gate was fit on valid: its metrics lean optimistic
         meta["prior"] = model.prior_log_
     if trials is not None and len(trials) > 1:

@@ -99,6 +99,9 @@ def training_summary(model: Any) -> dict[str, Any]:
     prior = getattr(model, "prior_log_", None)
     if prior:
         out["prior"] = prior
+    stages = getattr(model, "stages_", None)
+    if stages:
+        out["stages"] = stages
     return out
 
 

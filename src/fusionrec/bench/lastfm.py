@@ -47,10 +47,17 @@ def lastfm(variant: str, data_dir: Path, seed: int, sets: list[str]) -> dict[str
     res = evaluate(model, split.test, (10, 20), extra_history=split.valid.csr("order"))
     m = res.metrics
     dropped = split.side_events_dropped
+    explained = {}
+    if hasattr(model, "explain_paths"):  # how many top-10 items `fusionrec explain` backs with a KG path or friends
+        from fusionrec.graph.explain import evidence_coverage
+
+        cov = evidence_coverage(model, res.users, 10, extra_history=split.valid.csr("order"))
+        explained = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in cov.items()}
     return {"model": variant, "protocol": f"random-loo seed {seed} + valid history", "settings": settings,
             "NDCG@10": m["NDCG@10"], "HR@10": m["HR@10"], "NDCG@20": m["NDCG@20"], "HR@20": m["HR@20"],
             "users": int(m["users"]), "valid_NDCG@10": evaluate(model, split.valid, (10,)).metrics["NDCG@10"],
             "train_seconds": round(t.seconds, 1), "trials": len(trials),
             "side_events_dropped": dropped.total if dropped is not None else None,
             "added_pairs": getattr(model, "added_pairs_", None), **training_summary(model),
+            **({"explained": explained} if explained else {}),
             "per_user": per_user(res, split)}

@@ -100,7 +100,8 @@ LASTFM = Table(
     columns=(Column("NDCG@10", "NDCG@10"), Column("HR@10", "HR@10"), Column("NDCG@20", "NDCG@20"),
              Column("valid NDCG@10", "valid_NDCG@10"), Column("train s", "train_seconds", "{:.0f}"),
              Column("peak MB", "peak_rss_mb", "{:,.0f}"), Column("item-item prior", _prior, aggregate=False),
-             Column("side events dropped by the split", "side_events_dropped", "{:,.0f}", aggregate=False)),
+             Column("side events dropped by the split", "side_events_dropped", "{:,.0f}", aggregate=False),
+             Column("top-10 items with a KG path or friends", "explained.coverage", "{:.1%}")),
     command="fusionrec bench lastfm --data-dir ../shared/datasets")
 
 SPEED = Table(

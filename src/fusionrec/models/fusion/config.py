@@ -60,12 +60,22 @@ class ItemTowerConfig:
     # the softmax still covers every item (the others read their content part from the last time the
     # tower ran on them, refreshed every epoch). Catalogues up to twice this size run whole every step.
     sampled_items: int = 2048
+    # "joint": content and IDs trained together from the start; "stacked": the behaviour model first (content
+    # off), then content added to it for `content_epochs` more epochs at `content_lr` x lr, kept only if it
+    # improves the valid metric (without a valid part: always kept)
+    schedule: str = "stacked"
+    content_epochs: int = 10
+    content_lr: float = 0.3
 
     def __post_init__(self) -> None:
         if self.layers < 0:
             raise ValueError(f"item.layers must be >= 0, got {self.layers}")
-        _positive("item", inner=self.inner, sampled_items=self.sampled_items)
+        _positive("item", inner=self.inner, sampled_items=self.sampled_items, content_epochs=self.content_epochs)
         _unit("item", modality_dropout=self.modality_dropout)
+        if self.schedule not in ("joint", "stacked"):
+            raise ValueError(f"item.schedule must be 'joint' or 'stacked', got {self.schedule!r}")
+        if not 0 < self.content_lr <= 10:
+            raise ValueError(f"item.content_lr must be in (0, 10], got {self.content_lr}")
 
 
 @dataclass(frozen=True)

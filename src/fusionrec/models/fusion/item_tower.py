@@ -77,6 +77,9 @@ class ItemTower(nn.Module):
                 nn.init.zeros_(lin.bias)
         self.register_buffer("context", torch.from_numpy(item_context(counts, recency)), persistent=False)
         self.register_buffer("seen", torch.from_numpy(counts > 0), persistent=False)
+        # 1: content is on; 0: the item vectors are the ID embeddings alone (a stacked fit's first stage, or
+        # content that did not improve the valid metric); saved with the weights
+        self.register_buffer("content_on", torch.ones(()))
 
     @property
     def n_items(self) -> int:
@@ -112,12 +115,16 @@ class ItemTower(nn.Module):
         alpha = torch.where(has, alpha, torch.zeros_like(alpha))  # no content: all ID
         return alpha, self.out(fused)
 
+    @property
+    def uses_content(self) -> bool:
+        return bool(self.content_names) and (self.ids is None or bool(self.content_on > 0))
+
     def parts(self, items: torch.Tensor, cold: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """For ``items`` (n,): the content's weight ``alpha`` (n,), the content vector (n, H) and the content
         gate (n, M); ``cold`` (n,) bool marks items to treat as unseen (ID dropout). Without content
-        sources: ``(zeros, None, None)``; for an unseen item (or without an ID) ``alpha`` is 1."""
-        if not self.content_names:
+        sources (or with content off): ``(zeros, None, None)``; for an unseen item (or without an ID) ``alpha`` is 1."""
+        if not self.uses_content:
             return torch.zeros(len(items), device=items.device), None, None
         fused, has, gate = self.fuse(items, cold)
         alpha, content = self.head(items, fused, has, cold)
@@ -139,7 +146,9 @@ class ItemTower(nn.Module):
         e = self.id_part(items, cold)
         if content is None:
             assert e is not None
-            return e, torch.ones(len(items), 1)
+            gates = torch.zeros(len(items), len(self.names))
+            gates[:, 0] = 1.0
+            return e, gates
         c = alpha[:, None] * content
         if e is None:
             return c, gate  # type: ignore[return-value]

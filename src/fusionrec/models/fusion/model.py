@@ -39,6 +39,7 @@ from fusionrec.models.fusion.sources.profile import ProfileSource
 from fusionrec.models.fusion.sources.side import SideSource, side_items
 from fusionrec.models.fusion.sources.social import SocialSource, friend_items
 from fusionrec.models.fusion.sources.vectors import VectorSource, vector_sources
+from fusionrec.models.fusion.stages import stacked_fit
 from fusionrec.models.fusion.training import ContentCache, UserWindows, runs_whole, training_step
 from fusionrec.models.fusion.user_tower import UserTower
 from fusionrec.models.history import History
@@ -138,7 +139,7 @@ class Fusion(GraphExplainer, SequenceRecommender):
 
     def training_batches(self, train: Dataset, rng: np.random.Generator) -> Iterator[Any]:
         tower = self.network_.items
-        if tower.content_names and not runs_whole(tower.n_items, self.config.item.sampled_items):
+        if tower.uses_content and not runs_whole(tower.n_items, self.config.item.sampled_items):
             cache = getattr(self, "train_cache_", None)  # the content part of every item, refreshed each epoch
             if cache is None:
                 self.train_cache_ = ContentCache(tower)
@@ -160,15 +161,25 @@ class Fusion(GraphExplainer, SequenceRecommender):
             self.training_log_ = []
             return
         try:
-            super()._fit(train, valid)
+            stacked = self.config.item.schedule == "stacked" and self.config.id.enabled
+            self.stages_ = stacked_fit(self, train, valid) if stacked else super()._fit(train, valid)
         finally:
             self.train_cache_ = None
         self.weights_changed()
         self._fit_content_map()
 
+    def _fit_network(self, train: Dataset, valid: Dataset | None) -> None:
+        """The plain fit of the network (TorchRecommender's): build, then train (the first stage of a stacked fit)."""
+        super()._fit(train, valid)
+
+    #: set while the first (behaviour) stage of a stacked fit trains: content is off
+    behaviour_first_: bool = False
+
     def before_training(self, train: Dataset) -> None:
         if self.config.pretrain.epochs and self.init_from is None:
             self.pretrain_log_ = self.pretrain(train)
+        if self.behaviour_first_:
+            self.network_.items.content_on.fill_(0.0)
 
     def pretrain(self, train: Dataset) -> list[dict[str, Any]]:
         """Align the content path with behaviour (see :mod:`.pretrain`); the warm IDs start from behaviour."""
